@@ -1,0 +1,151 @@
+"""The `reviewlstm` command: run the pipeline or one stage, or show what is fresh.
+
+Prefect, torch and spaCy are imported only inside the commands that need them, so `--help`
+and argument errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from reviewlstm.errors import InputError
+
+STAGE_NAMES = ("ingest", "clean", "tokenize", "prune", "encode")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--raw", help="reviews CSV/TSV/Parquet (default: $REVIEWLSTM_RAW, data/raw/, ../shared/data/)")
+    p.add_argument("--data-dir", default="data", help="where stage outputs live (default: data)")
+    p.add_argument("--profile", default=None, help="named settings: article, quick (default: article)")
+    p.add_argument("--config", help="a JSON file with a full PipelineConfig (overrides --profile)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting, e.g. prune.min_count=3 or variants.fixed.hidden_dim=64")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("-v", "--verbose", action="store_true", help="also print Prefect's run logs")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="reviewlstm", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the pipeline (cached stages are reused)")
+    _common(run)
+    run.add_argument("--until", choices=STAGE_NAMES, default=STAGE_NAMES[-1], help="last stage to run")
+    stage = sub.add_parser("stage", help="run one stage now; its inputs come from cache or are computed")
+    stage.add_argument("name", choices=STAGE_NAMES)
+    _common(stage)
+    status = sub.add_parser("status", help="list each stage as fresh or stale, running nothing")
+    _common(status)
+    return ap
+
+
+def load_config(args: argparse.Namespace):
+    """The profile or config file, with --set overrides applied and validated."""
+    from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, profile
+    from pydantic import ValidationError
+
+    try:
+        if args.config:
+            try:
+                cfg = PipelineConfig.model_validate_json(open(args.config, encoding="utf-8").read())
+            except OSError as e:
+                raise InputError(f"{args.config}: cannot read config ({e.strerror})") from None
+        else:
+            cfg = profile(args.profile or DEFAULT_PROFILE)
+        data = cfg.model_dump()
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise InputError(f"--set {item!r}: expected KEY=VALUE, e.g. prune.min_count=3")
+            _assign(data, key.split("."), value, item)
+        return PipelineConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise InputError(f"{args.config or 'settings'}: {where}: {err['msg']}") from None
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def _assign(data: dict, path: list[str], value: str, item: str) -> None:
+    node = data
+    for part in path[:-1]:
+        if not isinstance(node, dict) or part not in node:
+            raise InputError(f"--set {item!r}: no setting {'.'.join(path)!r}")
+        node = node[part]
+    if not isinstance(node, dict) or path[-1] not in node:
+        raise InputError(f"--set {item!r}: no setting {'.'.join(path)!r}")
+    try:
+        node[path[-1]] = json.loads(value)
+    except ValueError:
+        node[path[-1]] = value  # a bare string
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [header] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(cells[0]), line(["-" * w for w in widths]), *map(line, cells[1:])])
+
+
+def render(summary: dict[str, Any]) -> str:
+    out = [_table([[s["stage"], s["status"], f"{s['seconds']:.2f}"] for s in summary["stages"]],
+                  ["stage", "status", "seconds"])]
+    figures = [[stage, k, v] for stage, fig in summary.get("figures", {}).items() for k, v in fig.items()]
+    if figures:
+        out.append(_table(figures, ["stage", "figure", "value"]))
+    return "\n\n".join(out)
+
+
+def cmd_run(args: argparse.Namespace, until: str, force: list[str]) -> int:
+    cfg = load_config(args)
+    from flows.pipeline import pipeline
+
+    if not args.verbose:
+        _quiet_prefect_console()
+
+    summary = pipeline(raw=args.raw, data_dir=args.data_dir, config=cfg, until=until, force=force)
+    print(json.dumps(summary, indent=1) if args.json else render(summary))
+    return 0
+
+
+def _quiet_prefect_console() -> None:
+    """Keep Prefect's run logs in the API and UI, off the terminal: the command prints its own."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for logger in (logging.getLogger(), logging.getLogger("prefect")):
+        for handler in logger.handlers:
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(logging.CRITICAL + 1)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from flows.status import stage_status
+
+    rows = stage_status(args.raw, args.data_dir, load_config(args))
+    if args.json:
+        print(json.dumps({"stages": rows}, indent=1))
+    else:
+        print(_table([[r["stage"], r["status"], r["reason"]] for r in rows], ["stage", "status", "why"]))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args, args.until, [])
+        if args.command == "stage":
+            return cmd_run(args, args.name, [args.name])
+        return cmd_status(args)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Which stages a run would reuse and which it would run, found without running anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flows.pipeline import plan
+from reviewlstm.config import PipelineConfig
+from reviewlstm.paths import find_raw, raw_record
+from reviewlstm.storage import read_record, stage_dir, verify
+from tasks.stage import cache_key, folder_key
+
+
+def _prefect_has(key: str) -> bool:
+    from prefect.settings import get_current_settings
+
+    return (Path(get_current_settings().results.local_storage_path) / key).is_file()
+
+
+def stage_status(raw: str | None, data_dir: str, cfg: PipelineConfig) -> list[dict[str, Any]]:
+    """One row per step: fresh (a run would reuse it) or stale, and why."""
+    records = {"raw": raw_record(find_raw(raw, data_dir))}
+    rows = []
+    for step in plan(cfg):
+        stale_inputs = [s for s in step.upstream.values() if s not in records]
+        if stale_inputs:
+            rows.append({"stage": step.name, "status": "stale", "reason": f"input {stale_inputs[0]} is stale"})
+            continue
+        inputs = step.inputs(records, data_dir)
+        record = read_record(stage_dir(Path(data_dir).resolve(), step.stage, folder_key(step.stage, inputs)))
+        if record is None:
+            reason = "no output for these inputs, settings and code"
+        elif not verify(record):
+            reason = "output was changed or deleted"
+        elif not _prefect_has(cache_key(step.stage, inputs)):
+            reason = "not in Prefect's cache"
+        else:
+            records[step.name] = record
+            rows.append({"stage": step.name, "status": "fresh", "reason": "", "output": record["path"]})
+            continue
+        rows.append({"stage": step.name, "status": "stale", "reason": reason})
+    return rows

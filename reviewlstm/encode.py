@@ -1,0 +1,87 @@
+"""Reviews as fixed-length id sequences with their true lengths, split into train and validation.
+
+The study pads after the text with 0 and truncates at `max_len`; a review's length is its token
+count capped at `max_len`. Unknown words map to 1 (UNK).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from reviewlstm.config import EncodeConfig
+
+PAD, UNK = 0, 1
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split as arrays: ids (n, max_len), lengths (n,), labels (n,) as classes 0..4."""
+
+    ids: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def encode_tokens(tokens: list[list[str]], index: dict[str, int], max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token lists -> (ids padded/truncated to max_len, true lengths capped at max_len)."""
+    ids = np.zeros((len(tokens), max_len), dtype=np.int32)
+    lengths = np.empty(len(tokens), dtype=np.int32)
+    get = index.get
+    for row, words in enumerate(tokens):
+        n = min(len(words), max_len)
+        ids[row, :n] = [get(w, UNK) for w in words[:n]]
+        lengths[row] = n
+    return ids, lengths
+
+
+def split_labels(labels: np.ndarray, valid_fraction: float, seed: int, stratify: bool) -> np.ndarray:
+    """A seeded boolean mask, True for validation rows (per class when stratified)."""
+    rng = np.random.default_rng(seed)
+    valid = np.zeros(len(labels), dtype=bool)
+    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if stratify else [np.arange(len(labels))]
+    for rows in groups:
+        chosen = rng.permutation(rows)[: int(round(len(rows) * valid_fraction))]
+        valid[chosen] = True
+    return valid
+
+
+def encode(tokens: pl.DataFrame, vocab: pl.DataFrame, cfg: EncodeConfig) -> pl.DataFrame:
+    """Tokens table (tokens, label) + vocabulary (id, word) -> ids, length, label, split."""
+    index = dict(zip(vocab["word"].to_list(), vocab["id"].to_list()))
+    ids, lengths = encode_tokens(tokens["tokens"].to_list(), index, cfg.max_len)
+    labels = tokens["label"].to_numpy()
+    valid = split_labels(labels, cfg.valid_fraction, cfg.seed, cfg.stratify)
+    return pl.DataFrame(
+        {
+            "ids": pl.Series("ids", ids, dtype=pl.Array(pl.Int32, cfg.max_len)),
+            "length": lengths,
+            "label": labels.astype(np.int8),
+            "split": np.where(valid, "valid", "train"),
+        }
+    )
+
+
+def to_split(encoded: pl.DataFrame, name: str) -> Split:
+    """The rows of one split ("train" or "valid") as int64 arrays, ready for torch."""
+    part = encoded.filter(pl.col("split") == name)
+    return Split(
+        ids=part["ids"].to_numpy().astype(np.int64),
+        lengths=part["length"].to_numpy().astype(np.int64),
+        labels=part["label"].to_numpy().astype(np.int64),
+    )
+
+
+def figures(encoded: pl.DataFrame) -> dict[str, float]:
+    max_len = encoded["ids"].dtype.size
+    return {
+        "train_rows": int((encoded["split"] == "train").sum()),
+        "valid_rows": int((encoded["split"] == "valid").sum()),
+        "mean_length": round(float(encoded["length"].mean()), 2),
+        "at_max_len": int((encoded["length"] == max_len).sum()),
+    }

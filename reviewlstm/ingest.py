@@ -1,0 +1,132 @@
+"""Read a user's review export (CSV, TSV or Parquet) into the two columns the pipeline needs.
+
+Every column is read as text first and checked here, so a bad file stops with one line that
+names the file, the row or column and what was expected, instead of a parser traceback later.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from reviewlstm.config import IngestConfig
+from reviewlstm.errors import InputError
+
+TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+
+def read_table(path: str | Path) -> pl.DataFrame:
+    """The file as a table of strings (Parquet keeps its types); InputError if it is not one."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file; expected a CSV, TSV or Parquet table of reviews")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; expected a CSV, TSV or Parquet file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty; expected a header row and at least one review")
+    with path.open("rb") as f:
+        head = f.read(65536)
+    if path.suffix.lower() in PARQUET_SUFFIXES or head[:4] == b"PAR1":
+        return _read_parquet(path)
+    _check_utf8(path)
+    separator = TABLE_SUFFIXES.get(path.suffix.lower()) or _sniff_separator(head)
+    try:
+        return pl.read_csv(
+            path,
+            separator=separator,
+            infer_schema=False,  # all strings: labels are validated below with row numbers
+            encoding="utf8",
+            quote_char='"',
+        )
+    except pl.exceptions.PolarsError as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"{path}: not a readable {'TSV' if separator == chr(9) else 'CSV'} table ({reason})") from None
+
+
+def _read_parquet(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path)
+    except Exception as e:  # pyarrow and polars raise several types for a corrupt file
+        raise InputError(f"{path}: not a readable Parquet file ({type(e).__name__})") from None
+
+
+def _sniff_separator(head: bytes) -> str:
+    first_line = head.split(b"\n", 1)[0]
+    return "\t" if first_line.count(b"\t") > first_line.count(b",") else ","
+
+
+def _check_utf8(path: Path, chunk: int = 1 << 20) -> None:
+    """Stream the bytes through a UTF-8 decoder; report the line of the first bad byte."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 1
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as e:
+                line = lines + block[: e.start].count(b"\n")
+                raise InputError(
+                    f"{path}: line {line}, byte {offset + e.start}: not UTF-8 "
+                    f"(0x{block[e.start]:02x}); expected a UTF-8 text file"
+                ) from None
+            offset += len(block)
+            lines += block.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: ends inside a multi-byte character; expected UTF-8 text") from None
+
+
+def reviews(table: pl.DataFrame, cfg: IngestConfig, source: str) -> pl.DataFrame:
+    """Validated (text, label) rows: text columns joined by spaces, label as class 0..K-1.
+
+    Rows whose text is empty are kept, as in the study; `figures` counts them.
+    """
+    columns = [c.lstrip("\ufeff") for c in table.columns]  # a BOM some exporters leave on the header
+    table = table.rename(dict(zip(table.columns, columns))) if columns != table.columns else table
+    if len(table) == 0:
+        raise InputError(f"{source}: has a header but no rows; expected at least one review")
+    wanted = [*cfg.text_columns, cfg.label_column]
+    missing = [c for c in wanted if c not in table.columns]
+    if missing:
+        found = ", ".join(repr(c) for c in table.columns[:12])
+        raise InputError(f"{source}: column {missing[0]!r} not found; expected columns {wanted}, found {found}")
+    text = pl.concat_str([pl.col(c).cast(pl.Utf8).fill_null("") for c in cfg.text_columns], separator=" ")
+    out = table.select(text.alias("text"), _label_column(table, cfg, source).alias("label"))
+    return out
+
+
+def _label_column(table: pl.DataFrame, cfg: IngestConfig, source: str) -> pl.Series:
+    raw = table[cfg.label_column]
+    as_text = raw.cast(pl.Utf8).str.strip_chars()
+    # Integers, also when an export wrote them as floats ("4.0"); anything else is an error.
+    number = as_text.cast(pl.Float64, strict=False)
+    bad = number.is_null() | (number != number.floor())
+    if bad.any():
+        row = int(bad.arg_true()[0])
+        raise InputError(
+            f"{source}: row {row + 1}, column {cfg.label_column!r}: {as_text[row]!r} is not an integer; "
+            f"expected a rating {cfg.label_min}..{cfg.label_max}"
+        )
+    outside = (number < cfg.label_min) | (number > cfg.label_max)
+    if outside.any():
+        row = int(outside.arg_true()[0])
+        raise InputError(
+            f"{source}: row {row + 1}, column {cfg.label_column!r}: rating {as_text[row]} is outside "
+            f"{cfg.label_min}..{cfg.label_max}"
+        )
+    return (number - cfg.label_min).cast(pl.Int8)
+
+
+def figures(table: pl.DataFrame) -> dict[str, float]:
+    """Counts users check a run by: rows, empty texts, mean whitespace-separated words."""
+    words = table["text"].str.count_matches(r"\S+")  # the study's len(text.split())
+    return {
+        "rows": len(table),
+        "empty_texts": int((table["text"].str.strip_chars() == "").sum()),
+        "mean_words": round(float(words.mean()), 2),
+    }

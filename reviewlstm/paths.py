@@ -1,0 +1,41 @@
+"""Where the raw reviews file comes from, in the order users expect to override it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from reviewlstm.errors import InputError
+from reviewlstm.fingerprint import file_digest
+
+ENV_RAW = "REVIEWLSTM_RAW"
+SHARED_COPY = Path("..") / "shared" / "data" / "womens_clothing_reviews.csv"
+DOWNLOAD = "https://www.kaggle.com/datasets/nicapotato/womens-ecommerce-clothing-reviews"
+RAW_SUFFIXES = (".csv", ".tsv", ".tab", ".parquet", ".pq")
+
+
+def find_raw(raw: str | None, data_dir: str | Path) -> Path:
+    """--raw, else $REVIEWLSTM_RAW, else the one table in <data_dir>/raw/, else ../shared/data/."""
+    if raw:
+        return Path(raw)
+    if os.environ.get(ENV_RAW):
+        return Path(os.environ[ENV_RAW])
+    raw_dir = Path(data_dir) / "raw"
+    found = sorted(p for p in raw_dir.glob("*") if p.suffix.lower() in RAW_SUFFIXES) if raw_dir.is_dir() else []
+    if len(found) > 1:
+        raise InputError(f"{raw_dir}: holds {len(found)} tables ({', '.join(p.name for p in found)}); expected one, or pass --raw")
+    if found:
+        return found[0]
+    if SHARED_COPY.is_file():
+        return SHARED_COPY
+    raise InputError(
+        f"no reviews file: put the CSV from {DOWNLOAD} in {raw_dir}/, or pass --raw PATH or set {ENV_RAW}"
+    )
+
+
+def raw_record(path: Path) -> dict:
+    """The raw file as a stage record: its bytes' digest decides whether ingest reruns."""
+    if not path.is_file():
+        raise InputError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}; expected a CSV, TSV or Parquet table of reviews")
+    digest = file_digest(path)
+    return {"stage": "raw", "key": digest[:24], "path": str(path.resolve()), "digest": digest, "figures": {}}

@@ -1,0 +1,125 @@
+"""Stage outputs on disk: one content-addressed folder per stage and key, written atomically.
+
+A stage writes into a hidden temporary folder; files are fsynced and the folder is renamed into
+place only when everything is written, so a crash never leaves an output a later run would
+trust. Each folder holds `record.json`: the small record Prefect persists, including a digest of
+every other file, so an output that was deleted, truncated or edited is detected and rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import polars as pl
+
+from reviewlstm.fingerprint import dir_digest
+
+RECORD = "record.json"
+
+# Numbered data layers, as in Kedro's data folder: the order of the pipeline.
+LAYERS = {
+    "ingest": "02_ingested",
+    "clean": "03_clean",
+    "tokenize": "04_tokens",
+    "prune": "05_vocab",
+    "encode": "06_encoded",
+    "glove": "07_glove",
+    "train": "08_models",
+    "evaluate": "09_metrics",
+}
+
+Record = dict[str, Any]  # {"stage", "key", "path", "digest", "figures"}: JSON, small
+
+
+def stage_dir(data_dir: str | Path, stage: str, key: str) -> Path:
+    return Path(data_dir) / LAYERS[stage] / key
+
+
+def file_of(record: Record, name: str) -> Path:
+    return Path(record["path"]) / name
+
+
+def read_record(folder: Path) -> Record | None:
+    try:
+        return json.loads((folder / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def verify(record: Record) -> bool:
+    """True when the output folder still holds exactly what the record describes."""
+    folder = Path(record["path"])
+    return folder.is_dir() and dir_digest(folder, skip=[RECORD]) == record["digest"]
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in [*root.rglob("*"), root]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class Output:
+    """The temporary folder a stage writes into; `figures` travel in the record."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.figures: dict[str, Any] = {}
+        self.record: Record | None = None  # set once the folder is in place
+
+    def path(self, name: str) -> Path:
+        return self.tmp / name
+
+    def parquet(self, name: str, table: pl.DataFrame) -> None:
+        table.write_parquet(self.path(name), statistics=False)
+
+    def npy(self, name: str, array: np.ndarray) -> None:
+        np.save(self.path(name), array)
+
+    def json(self, name: str, obj: Any) -> None:
+        self.path(name).write_text(json.dumps(obj, indent=1, sort_keys=True))
+
+
+@contextmanager
+def stage_output(data_dir: str | Path, stage: str, key: str) -> Iterator[Output]:
+    """Yield an Output to fill; on success it becomes `<layer>/<key>/` with its record."""
+    final = stage_dir(Path(data_dir).resolve(), stage, key)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+    out = Output(tmp)
+    try:
+        yield out
+        record = {"stage": stage, "key": key, "path": str(final), "digest": dir_digest(tmp), "figures": out.figures}
+        out.json(RECORD, record)
+        _fsync_tree(tmp)
+        out.record = _publish(tmp, final, record)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(tmp: Path, final: Path, record: Record) -> Record:
+    """Rename tmp to final. A valid folder already there (a concurrent run's) is kept as is."""
+    existing = read_record(final) if final.exists() else None
+    if existing is not None and verify(existing):
+        return existing
+    if final.exists():  # stale or damaged: move aside first, a directory cannot be renamed over
+        stale = final.with_name(f".{final.name}.stale-{uuid.uuid4().hex[:8]}")
+        os.rename(final, stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    os.rename(tmp, final)
+    fd = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return record

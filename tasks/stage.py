@@ -1,0 +1,68 @@
+"""What every stage task shares: a cache key from content, parameters and code; JSON records."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from prefect import task
+from prefect.cache_policies import CachePolicy
+
+from reviewlstm.fingerprint import stage_key
+from reviewlstm.storage import Output, stage_output
+
+# stage -> modules whose source is part of its key (the task module itself included)
+MODULES: dict[str, tuple[str, ...]] = {}
+
+
+def folder_key(stage: str, inputs: dict[str, Any]) -> str:
+    """The key naming the stage's output folder; the data directory is not part of it."""
+    return stage_key(stage, MODULES[stage], {k: v for k, v in inputs.items() if k != "data_dir"})
+
+
+def cache_key(stage: str, inputs: dict[str, Any]) -> str:
+    """Prefect's key: the folder key, and the data directory the folder lives in."""
+    where = hashlib.sha256(str(Path(inputs["data_dir"]).resolve()).encode()).hexdigest()[:8]
+    return f"{stage}-{folder_key(stage, inputs)}-{where}"
+
+
+@dataclass
+class StageCache(CachePolicy):
+    """Reuse a stage's output while its inputs' content, parameters and library code match.
+
+    Prefect's TASK_SOURCE sees only the task's own source; this also hashes the library modules
+    the stage calls.
+    """
+
+    stage: str = ""
+    modules: tuple[str, ...] = field(default_factory=tuple)
+
+    def compute_key(self, task_ctx, inputs, flow_parameters, **kwargs) -> str:
+        return cache_key(self.stage, inputs)
+
+
+def stage_task(stage: str, *modules: str) -> Callable:
+    """Declare a stage task: cached by StageCache, its result persisted as a JSON record."""
+
+    def decorate(fn: Callable) -> Callable:
+        MODULES[stage] = (*modules, fn.__module__)
+        return task(
+            fn,
+            name=stage,
+            cache_policy=StageCache(stage=stage, modules=MODULES[stage]),
+            persist_result=True,
+            result_serializer="json",
+            cache_result_in_memory=False,
+        )
+
+    return decorate
+
+
+def output(stage: str, data_dir: str, **inputs: Any) -> Any:
+    """The stage's temporary output folder, published under its key when the block ends."""
+    return stage_output(data_dir, stage, folder_key(stage, inputs))
+
+
+__all__ = ["MODULES", "Output", "StageCache", "cache_key", "folder_key", "output", "stage_task"]
