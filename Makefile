@@ -1,0 +1,26 @@
+# Set-up and entry points. Every target creates .venv and installs what it needs first.
+PYTHON ?= python3
+VENV   ?= .venv
+# The CPU build of PyTorch: here pip finds it as a local wheel; elsewhere this pin still installs.
+TORCH  ?= torch==2.13.0
+BIN    := $(VENV)/bin
+
+.PHONY: install run test bench clean-data
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+run: install  ## the main job: the full pipeline on the real data
+	$(BIN)/reviewlstm run
+
+test: install  ## every test, including the end-to-end run on ../shared/data
+	$(BIN)/python -m pytest -q
+
+clean-data:  ## remove every stage output and Prefect's project-local home
+	rm -rf data/0* data/1* .prefect
