@@ -13,7 +13,7 @@ from typing import Any
 
 from reviewlstm.errors import InputError
 
-STAGE_NAMES = ("ingest", "clean", "tokenize", "prune", "encode")
+STAGE_NAMES = ("ingest", "clean", "tokenize", "prune", "encode", "glove", "train", "evaluate")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -23,6 +23,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="a JSON file with a full PipelineConfig (overrides --profile)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. prune.min_count=3 or variants.fixed.hidden_dim=64")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME",
+                   help="only these model variants (repeatable; default: all of the profile's)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("-v", "--verbose", action="store_true", help="also print Prefect's run logs")
 
@@ -60,7 +62,13 @@ def load_config(args: argparse.Namespace):
             if not sep:
                 raise InputError(f"--set {item!r}: expected KEY=VALUE, e.g. prune.min_count=3")
             _assign(data, key.split("."), value, item)
-        return PipelineConfig.model_validate(data)
+        cfg = PipelineConfig.model_validate(data)
+        unknown = [v for v in args.variant if v not in cfg.variants]
+        if unknown:
+            raise InputError(f"--variant {unknown[0]!r}: no such variant; valid: {', '.join(cfg.variants)}")
+        if args.variant:
+            cfg.variants = {name: v for name, v in cfg.variants.items() if name in args.variant}
+        return cfg
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
@@ -71,6 +79,8 @@ def load_config(args: argparse.Namespace):
 
 def _assign(data: dict, path: list[str], value: str, item: str) -> None:
     node = data
+    if len(path) > 2 and path[0] == "variants" and path[1] not in data["variants"]:
+        raise InputError(f"--set {item!r}: no variant {path[1]!r}; valid: {', '.join(data['variants'])}")
     for part in path[:-1]:
         if not isinstance(node, dict) or part not in node:
             raise InputError(f"--set {item!r}: no setting {'.'.join(path)!r}")
@@ -96,6 +106,13 @@ def render(summary: dict[str, Any]) -> str:
     figures = [[stage, k, v] for stage, fig in summary.get("figures", {}).items() for k, v in fig.items()]
     if figures:
         out.append(_table(figures, ["stage", "figure", "value"]))
+    if summary.get("metrics"):
+        from reviewlstm.reports import COLUMNS, comparison
+
+        rows = comparison(summary["metrics"])
+        header = ["variant", *COLUMNS, "study_accuracy", "study_rmse"]
+        out.append(_table([[("" if r[h] is None else f"{r[h]:.3f}" if isinstance(r[h], float) else r[h]) for h in header]
+                           for r in rows], header))
     return "\n\n".join(out)
 
 

@@ -13,16 +13,21 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 
 from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, profile as named_profile
-from reviewlstm.paths import find_raw, raw_record
+from reviewlstm.errors import InputError
+from reviewlstm.paths import find_raw, glove_record, raw_record
 from reviewlstm.storage import Record, verify
 from tasks.clean import clean
 from tasks.encode import encode
+from tasks.evaluate import evaluate
+from tasks.glove import glove
 from tasks.ingest import ingest
 from tasks.prune import prune
+from tasks.publish import publish
 from tasks.tokenize import tokenize
+from tasks.train import train
 
-STAGES = ("ingest", "clean", "tokenize", "prune", "encode")
-Stage = Literal["ingest", "clean", "tokenize", "prune", "encode"]
+STAGES = ("ingest", "clean", "tokenize", "prune", "encode", "glove", "train", "evaluate")
+Stage = Literal["ingest", "clean", "tokenize", "prune", "encode", "glove", "train", "evaluate"]
 
 
 @dataclass
@@ -32,11 +37,16 @@ class Step:
     name: str
     stage: str
     task: Any
-    upstream: dict[str, str]
+    upstream: dict[str, str | dict[str, str]]  # parameter -> step name (or name -> step name)
     params: dict[str, Any] = field(default_factory=dict)
 
     def inputs(self, records: dict[str, Record], data_dir: str) -> dict[str, Any]:
-        return {**{p: records[s] for p, s in self.upstream.items()}, **self.params, "data_dir": data_dir}
+        taken = {p: {n: records[s] for n, s in src.items()} if isinstance(src, dict) else records[src]
+                 for p, src in self.upstream.items()}
+        return {**taken, **self.params, "data_dir": data_dir}
+
+    def needs(self) -> list[str]:
+        return [s for src in self.upstream.values() for s in (src.values() if isinstance(src, dict) else [src])]
 
 
 def plan(cfg: PipelineConfig, until: str = STAGES[-1]) -> list[Step]:
@@ -48,8 +58,30 @@ def plan(cfg: PipelineConfig, until: str = STAGES[-1]) -> list[Step]:
         Step("prune", "prune", prune, {"tokens": "tokenize"}, {"cfg": cfg.prune}),
         Step("encode", "encode", encode, {"tokens": "tokenize", "vocab": "prune"}, {"cfg": cfg.encode}),
     ]
-    last = max(i for i, s in enumerate(steps) if s.stage == until)
-    return steps[: last + 1]
+    glove_dims = {v.embedding_dim for v in cfg.variants.values() if v.embeddings != "learned"}
+    if len(glove_dims) > 1:
+        raise InputError(f"variants that use GloVe have embedding_dim {sorted(glove_dims)}; expected one size")
+    if glove_dims:
+        steps.append(Step("glove", "glove", glove, {"vocab": "prune", "source": "glove_source"},
+                          {"cfg": cfg.glove, "dim": glove_dims.pop()}))
+    for name, variant in cfg.variants.items():
+        upstream = {"encoded": "encode", "vocab": "prune"}
+        if variant.embeddings != "learned":
+            upstream["glove"] = "glove"
+        params = {"name": name, "cfg": variant, "trainer": cfg.train}
+        steps.append(Step(f"train[{name}]", "train", train, upstream, params if "glove" in upstream else {**params, "glove": None}))
+    if cfg.variants:
+        models = {name: f"train[{name}]" for name in cfg.variants}
+        steps.append(Step("evaluate", "evaluate", evaluate, {"encoded": "encode", "models": models}))
+    order = list(dict.fromkeys(s.stage for s in steps))
+    if until not in order:
+        raise InputError(f"stage {until!r} is not part of this configuration; its stages: {', '.join(order)}")
+    return [s for s in steps if order.index(s.stage) <= order.index(until)]
+
+
+def sources(raw: str | None, data_dir: str, cfg: PipelineConfig) -> dict[str, Record]:
+    """The user's files as records: the first inputs of the plan."""
+    return {"raw": raw_record(find_raw(raw, data_dir)), "glove_source": glove_record(cfg.glove.path)}
 
 
 def resolve_config(profile: str, config: PipelineConfig | None) -> PipelineConfig:
@@ -62,25 +94,29 @@ def pipeline(
     data_dir: str = "data",
     profile: str = DEFAULT_PROFILE,
     config: PipelineConfig | None = None,
-    until: Stage = "encode",
+    until: Stage = "evaluate",
     force: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run every stage up to `until`; stages whose inputs, settings and code match run from cache."""
     cfg = resolve_config(profile, config)
-    records: dict[str, Record] = {"raw": raw_record(find_raw(raw, data_dir))}
+    steps = plan(cfg, until)
+    records = sources(raw, data_dir, cfg)
     runs = []
-    for step in plan(cfg, until):
+    for step in steps:
         started = time.perf_counter()
         records[step.name], status = _execute(step, step.inputs(records, data_dir), step.stage in (force or ()))
         runs.append({"stage": step.name, "status": status, "seconds": round(time.perf_counter() - started, 3),
                      "output": records[step.name]["path"]})
     get_run_logger().info("stages: %s", ", ".join(f"{r['stage']}={r['status']}" for r in runs))
-    return {
+    summary = {
         "profile": cfg.profile,
         "raw": records["raw"]["path"],
         "stages": runs,
-        "figures": {r["stage"]: records[r["stage"]]["figures"] for r in runs},
+        "figures": {r["stage"]: records[r["stage"]]["figures"] for r in runs if r["stage"] != "evaluate"},
     }
+    if "evaluate" in records:
+        summary["metrics"] = publish(records["evaluate"])
+    return summary
 
 
 def _execute(step: Step, inputs: dict[str, Any], force: bool) -> tuple[Record, str]:

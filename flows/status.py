@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flows.pipeline import plan
+from flows.pipeline import plan, sources
 from reviewlstm.config import PipelineConfig
-from reviewlstm.paths import find_raw, raw_record
 from reviewlstm.storage import read_record, stage_dir, verify
 from tasks.stage import cache_key, folder_key
 
@@ -20,10 +19,10 @@ def _prefect_has(key: str) -> bool:
 
 def stage_status(raw: str | None, data_dir: str, cfg: PipelineConfig) -> list[dict[str, Any]]:
     """One row per step: fresh (a run would reuse it) or stale, and why."""
-    records = {"raw": raw_record(find_raw(raw, data_dir))}
+    records = sources(raw, data_dir, cfg)
     rows = []
     for step in plan(cfg):
-        stale_inputs = [s for s in step.upstream.values() if s not in records]
+        stale_inputs = [s for s in step.needs() if s not in records]
         if stale_inputs:
             rows.append({"stage": step.name, "status": "stale", "reason": f"input {stale_inputs[0]} is stale"})
             continue

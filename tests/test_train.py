@@ -1,0 +1,132 @@
+"""The training loop on tiny synthetic data: determinism, rounds, learning, loading."""
+
+import numpy as np
+import pytest
+import torch
+
+from reviewlstm.config import ModelConfig, Round
+from reviewlstm.encode import Split
+from reviewlstm.errors import InputError
+from reviewlstm.train import load_model, predict_proba, train_model
+
+VOCAB, T = 30, 10
+
+
+def task(n: int, seed: int) -> Split:
+    """Reviews of random filler words (7..29) with one marker word 2 + label somewhere in them:
+    the label is predictable from that one token. Lengths 3..T, post-padded."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 5, n)
+    lengths = rng.integers(3, T + 1, n)
+    ids = rng.integers(7, VOCAB, (n, T))
+    ids[np.arange(n), rng.integers(0, lengths)] = 2 + labels
+    ids[np.arange(T) >= lengths[:, None]] = 0
+    return Split(ids=ids.astype(np.int64), lengths=lengths.astype(np.int64), labels=labels.astype(np.int64))
+
+
+TRAIN, VALID = task(400, 1), task(100, 2)
+
+
+def small(**kw) -> ModelConfig:
+    base = dict(embedding_dim=8, hidden_dim=8, batch_size=64, rounds=[Round(epochs=2, lr=0.02)])
+    return ModelConfig(**(base | kw))
+
+
+def test_same_seed_same_history_and_weights_other_seed_differs():
+    cfg = small(dropout=0.3, rounds=[Round(epochs=1, lr=0.02), Round(epochs=1, lr=0.01)])
+    state1, hist1 = train_model(cfg, TRAIN, VALID, VOCAB, seed=7, threads=1)
+    state2, hist2 = train_model(cfg, TRAIN, VALID, VOCAB, seed=7, threads=1)
+    assert hist1 == hist2
+    assert state1.keys() == state2.keys()
+    assert all(torch.equal(state1[k], state2[k]) for k in state1)
+    state3, hist3 = train_model(cfg, TRAIN, VALID, VOCAB, seed=8, threads=1)
+    assert hist3 != hist1
+    assert not torch.equal(state3["head.weight"], state1["head.weight"])
+    assert all(v.device.type == "cpu" for v in state1.values())
+
+
+def test_history_rows_rounds_and_fresh_optimizers(monkeypatch):
+    made = []
+    adam = torch.optim.Adam
+
+    def spy(params, lr):
+        made.append(lr)
+        return adam(params, lr=lr)
+
+    monkeypatch.setattr(torch.optim, "Adam", spy)
+    seen = []
+    cfg = small(rounds=[Round(epochs=2, lr=0.05), Round(epochs=0, lr=0.5), Round(epochs=1, lr=0.01)])
+    _, hist = train_model(cfg, TRAIN, VALID, VOCAB, seed=0, threads=1, on_epoch=seen.append)
+    assert made == [0.05, 0.5, 0.01]  # one fresh Adam per round
+    assert [(h["epoch"], h["round"], h["lr"]) for h in hist] == [(1, 1, 0.05), (2, 1, 0.05), (3, 3, 0.01)]
+    assert seen == hist
+    expected = {"epoch", "round", "lr", "train_loss", "valid_loss", "accuracy", "rmse", "mae",
+                "within_one", "macro_f1", "rmse_expected", "mae_expected", "mae_median"}
+    assert set(hist[0]) == expected
+    assert all(type(v) in (int, float) for h in hist for v in h.values())
+
+
+@pytest.mark.parametrize("length", ["fixed", "variable"])
+def test_learns_a_token_predictable_label(length):
+    cfg = small(length=length, embedding_dim=16, hidden_dim=16, dropout=0.0, rounds=[Round(epochs=25, lr=0.03)])
+    _, hist = train_model(cfg, TRAIN, VALID, VOCAB, seed=0, threads=1)
+    assert hist[-1]["accuracy"] > 0.9
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+
+
+def test_regression_head(tmp_path):
+    cfg = small(head="regress", embedding_dim=16, hidden_dim=16, dropout=0.0, rounds=[Round(epochs=25, lr=0.03)])
+    state, hist = train_model(cfg, TRAIN, VALID, VOCAB, seed=0, threads=1)
+    assert {"rmse", "mae", "accuracy"} <= set(hist[-1])
+    assert hist[-1]["rmse"] < 0.5 < hist[0]["rmse"]  # always predicting 2 gives about 1.4
+    assert state["head.weight"].shape == (1, 16)
+    torch.save(state, tmp_path / "reg.pt")
+    pred = predict_proba(load_model(cfg, VOCAB, tmp_path / "reg.pt"), VALID)
+    assert pred.shape == (len(VALID),) and pred.dtype == np.float32
+
+
+def test_frozen_glove_stays_frozen_in_training():
+    glove = np.random.default_rng(0).uniform(-0.25, 0.25, (VOCAB, 8)).astype(np.float32)
+    glove[0] = 0
+    state, _ = train_model(small(embeddings="glove_frozen"), TRAIN, VALID, VOCAB, seed=0, threads=1, embeddings=glove)
+    np.testing.assert_array_equal(state["embedding.weight"].numpy(), glove)
+
+
+def test_threads_setting_is_restored():
+    before = torch.get_num_threads()
+    train_model(small(rounds=[Round(epochs=1, lr=0.01)]), TRAIN, VALID, VOCAB, seed=0, threads=1)
+    assert torch.get_num_threads() == before
+
+
+def test_save_load_predict_roundtrip(tmp_path):
+    cfg = small(length="variable")
+    state, _ = train_model(cfg, TRAIN, VALID, VOCAB, seed=0, threads=1)
+    torch.save(state, tmp_path / "model.pt")
+    model = load_model(cfg, VOCAB, tmp_path / "model.pt")
+    probs = predict_proba(model, VALID, batch_size=33)
+    assert probs.shape == (len(VALID), 5)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
+    np.testing.assert_array_equal(probs, predict_proba(model, VALID.ids, VALID.lengths, batch_size=1000))
+
+
+def test_load_errors_name_the_file(tmp_path):
+    cfg = small()
+    with pytest.raises(InputError, match=r"missing\.pt: cannot load"):
+        load_model(cfg, VOCAB, tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(InputError, match=r"junk\.pt: cannot load"):
+        load_model(cfg, VOCAB, tmp_path / "junk.pt")
+    state, _ = train_model(small(rounds=[]), TRAIN, VALID, VOCAB, seed=0, threads=1)
+    torch.save(state, tmp_path / "model.pt")
+    with pytest.raises(InputError, match=r"model\.pt: embedding\.weight has shape \(30, 8\), expected \(40, 8\)"):
+        load_model(cfg, 40, tmp_path / "model.pt")
+    with pytest.raises(InputError, match=r"model\.pt: expected a state_dict"):
+        load_model(small(num_layers=2), VOCAB, tmp_path / "model.pt")
+
+
+def test_bad_splits_raise_input_error():
+    with pytest.raises(InputError, match="encoded with another vocabulary"):
+        train_model(small(), TRAIN, VALID, 20, seed=0, threads=1)
+    empty = Split(ids=np.zeros((0, T), np.int64), lengths=np.zeros(0, np.int64), labels=np.zeros(0, np.int64))
+    with pytest.raises(InputError, match="validation split has no rows"):
+        train_model(small(), TRAIN, empty, VOCAB, seed=0, threads=1)
