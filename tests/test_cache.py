@@ -32,8 +32,8 @@ def ran(summary: dict) -> list[str]:
 def run(prefect_server, sample_csv, tmp_path):
     data_dir = str(tmp_path / "data")
 
-    def _run(cfg: PipelineConfig | None = None, raw: Path = sample_csv, **kw) -> dict:
-        return pipeline(raw=str(raw), data_dir=data_dir, config=cfg or PipelineConfig(), until="encode", **kw)
+    def _run(cfg: PipelineConfig | None = None, raw: Path = sample_csv, until: str = "encode") -> dict:
+        return pipeline(raw=str(raw), data_dir=data_dir, config=cfg or PipelineConfig(), until=until)
 
     _run.data_dir = Path(data_dir)
     return _run
@@ -123,3 +123,20 @@ def test_status_lists_fresh_and_stale_without_running(run, prefect_server, sampl
     assert {r["stage"]: r["status"] for r in rows} == {
         "ingest": "fresh", "clean": "fresh", "tokenize": "fresh", "prune": "stale", "encode": "stale"}
     assert ran(run()) == []  # status ran nothing and changed nothing
+
+
+def tiny_models() -> PipelineConfig:
+    from reviewlstm.config import ModelConfig, Round
+
+    small = dict(embedding_dim=8, hidden_dim=4, batch_size=16, rounds=[Round(epochs=1, lr=0.01)])
+    return PipelineConfig(variants={"a": ModelConfig(**small), "b": ModelConfig(length="variable", **small)})
+
+
+def test_one_variant_setting_reruns_only_its_training_and_evaluation(run):
+    cfg = tiny_models()
+    first = run(cfg, until="evaluate")
+    assert ran(first) == [*PRE, "train[a]", "train[b]", "evaluate"]
+    assert set(first["metrics"]) == {"a", "b"}
+    cfg.variants["b"].hidden_dim = 6
+    assert ran(run(cfg, until="evaluate")) == ["train[b]", "evaluate"]
+    assert ran(run(cfg, until="evaluate")) == []

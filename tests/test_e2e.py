@@ -1,0 +1,45 @@
+"""End to end on the real data set: the study's preprocessing figures, then every variant."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from conftest import REAL_DATA, needs_real_data
+from flows.pipeline import pipeline
+from reviewlstm.config import profile
+
+pytestmark = [needs_real_data, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("e2e-data"))
+
+
+def test_article_preprocessing_figures(prefect_server, data_dir):
+    summary = pipeline(raw=str(REAL_DATA), data_dir=data_dir, config=profile("article"), until="encode")
+    fig = summary["figures"]
+    assert fig["ingest"]["rows"] == 23486
+    assert round(fig["ingest"]["mean_words"], 1) == 60.8
+    assert fig["prune"]["distinct_tokens"] == 14138
+    assert fig["prune"]["kept_tokens"] == 8263
+    assert fig["encode"]["train_rows"] + fig["encode"]["valid_rows"] == 23486
+    assert fig["encode"]["valid_rows"] == round(0.2 * 23486)
+
+
+def test_every_variant_trains_and_is_evaluated(prefect_server, data_dir):
+    summary = pipeline(raw=str(REAL_DATA), data_dir=data_dir, config=profile("quick"))
+    status = {s["stage"]: s["status"] for s in summary["stages"]}
+    # preprocessing comes from the previous test's cache; the models are new
+    assert status["tokenize"] == "cached"
+    assert [s for s in status if s.startswith("train[")] == [f"train[{v}]" for v in ("fixed", "variable", "glove", "regression")]
+    assert summary["figures"]["glove"]["found"] > 7000  # most of the 8,265 words have a GloVe vector
+    metrics = summary["metrics"]
+    assert set(metrics) == {"fixed", "variable", "glove", "regression"}
+    for name, m in metrics.items():
+        for key in ("accuracy", "rmse", "mae", "rmse_expected", "within_one", "macro_f1"):
+            assert math.isfinite(m[key]), (name, key)
+        assert m["accuracy"] > 0.5, name
+        assert sum(map(sum, m["confusion"])) == summary["figures"]["encode"]["valid_rows"]
