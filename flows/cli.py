@@ -40,6 +40,16 @@ def parser() -> argparse.ArgumentParser:
     _common(stage)
     status = sub.add_parser("status", help="list each stage as fresh or stale, running nothing")
     _common(status)
+    predict = sub.add_parser("predict", help="ratings for review texts or a file of reviews, from the champion or a variant")
+    predict.add_argument("texts", nargs="*", metavar="TEXT", help="review texts to rate")
+    predict.add_argument("--input", metavar="FILE", help="a CSV/TSV/Parquet of reviews (text columns as ingest.text_columns)")
+    predict.add_argument("--output", metavar="FILE", help="where to write --input with its ratings (.csv, .tsv or .parquet)")
+    predict.add_argument("--model", metavar="VARIANT",
+                         help="the latest model of this variant trained with the current settings (default: the champion)")
+    predict.add_argument("--batch-size", type=int, default=2000, help="reviews preprocessed at a time (default 2000)")
+    _common(predict)
+    ui = sub.add_parser("ui", help="start a local Prefect server, the work pool, the deployments and a worker")
+    ui.add_argument("--port", type=int, default=4200, help="the server's port on 127.0.0.1 (default 4200)")
     return ap
 
 
@@ -71,7 +81,7 @@ def load_config(args: argparse.Namespace):
         return cfg
     except ValidationError as e:
         err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
+        where = ".".join(str(x) for x in err["loc"]) or "top level"
         raise InputError(f"{args.config or 'settings'}: {where}: {err['msg']}") from None
     except ValueError as e:
         raise InputError(str(e)) from None
@@ -113,6 +123,9 @@ def render(summary: dict[str, Any]) -> str:
         header = ["variant", *COLUMNS, "study_accuracy", "study_rmse"]
         out.append(_table([[("" if r[h] is None else f"{r[h]:.3f}" if isinstance(r[h], float) else r[h]) for h in header]
                            for r in rows], header))
+    if summary.get("promotion"):
+        p = summary["promotion"]
+        out.append(f"promote: {'promoted' if p['promoted'] else 'kept'}; champion {p['champion']}: {p['reason']}")
     return "\n\n".join(out)
 
 
@@ -142,18 +155,76 @@ def _quiet_prefect_console() -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from flows.status import stage_status
+    from flows.ui import server_overview
 
+    server = server_overview()  # None without PREFECT_API_URL; a silent server is an InputError
     rows = stage_status(args.raw, args.data_dir, load_config(args))
     if args.json:
-        print(json.dumps({"stages": rows}, indent=1))
+        print(json.dumps({"stages": rows, **(server or {})}, indent=1))
     else:
         print(_table([[r["stage"], r["status"], r["reason"]] for r in rows], ["stage", "status", "why"]))
+        if server is not None:
+            deps = [[d["deployment"], d["schedule"] or "-", d["next_run"] or "-"] for d in server["deployments"]]
+            print(f"\nserver {server['server']}: " + (f"{len(deps)} deployments\n" + _table(deps, ["deployment", "schedule", "next run"])
+                                                    if deps else "no deployments (run `reviewlstm ui` or `prefect deploy --all`)"))
     return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Ratings from the champion (registry.json) or --model VARIANT; no Prefect run is needed."""
+    from reviewlstm import predict as lib
+
+    if bool(args.texts) == bool(args.input):
+        raise InputError("predict: expected review texts or --input FILE --output FILE (one of them)")
+    if args.input and not args.output:
+        raise InputError(f"{args.input}: no --output; expected --output FILE (.csv, .tsv or .parquet)")
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size {args.batch_size}: expected a positive number")
+    cfg = load_config(args)
+    if args.model:
+        from flows.predict import variant_ref
+
+        ref = variant_ref(args.model, cfg, args.data_dir, args.raw)
+    else:
+        from flows.predict import champion_ref
+
+        ref = champion_ref(args.data_dir)
+    predictor = lib.load_ref(ref)
+    if args.input:
+        summary = {"model": ref["label"], **lib.score_file(predictor, args.input, args.output,
+                                                            list(cfg.ingest.text_columns), args.batch_size)}
+        print(json.dumps(summary, indent=1) if args.json else
+              f"{summary['rows']} reviews rated by {ref['label']} -> {summary['output']}")
+        return 0
+    pred = predictor.predict(args.texts, args.batch_size)
+    if args.json:
+        rows = []
+        for i, text in enumerate(args.texts):
+            row: dict[str, Any] = {"text": text, "rating": int(pred.ratings[i]), "expected_rating": round(float(pred.expected[i]), 4)}
+            if pred.probabilities is not None:
+                row["probabilities"] = {str(k + predictor.prep.label_min): round(float(p), 4)
+                                        for k, p in enumerate(pred.probabilities[i])}
+            rows.append(row)
+        print(json.dumps({"model": ref["label"], "predictions": rows}, indent=1))
+    else:
+        for text, rating in zip(args.texts, pred.ratings):
+            print(f"{int(rating)}  {text if len(text) <= 70 else text[:67] + '...'}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from flows.ui import serve
+
+    return serve(port=args.port)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if args.command == "predict":
+            return cmd_predict(args)
+        if args.command == "ui":
+            return cmd_ui(args)
         if args.command == "run":
             return cmd_run(args, args.until, [])
         if args.command == "stage":

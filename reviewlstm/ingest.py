@@ -33,13 +33,15 @@ def read_table(path: str | Path) -> pl.DataFrame:
     _check_utf8(path)
     separator = TABLE_SUFFIXES.get(path.suffix.lower()) or _sniff_separator(head)
     try:
-        return pl.read_csv(
+        table = pl.read_csv(
             path,
             separator=separator,
             infer_schema=False,  # all strings: labels are validated below with row numbers
             encoding="utf8",
             quote_char='"',
         )
+        # A blank line (often the last one of an export) reads as a row of nulls: not a review.
+        return table.filter(~pl.all_horizontal(pl.all().is_null())) if table.width else table
     except pl.exceptions.PolarsError as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(f"{path}: not a readable {'TSV' if separator == chr(9) else 'CSV'} table ({reason})") from None
@@ -68,10 +70,12 @@ def _check_utf8(path: Path, chunk: int = 1 << 20) -> None:
             try:
                 decoder.decode(block)
             except UnicodeDecodeError as e:
-                line = lines + block[: e.start].count(b"\n")
+                # e.object is the decoder's pending bytes (a character cut by the last read,
+                # never a newline) followed by this block: positions count from there.
+                line = lines + e.object[: e.start].count(b"\n")
                 raise InputError(
-                    f"{path}: line {line}, byte {offset + e.start}: not UTF-8 "
-                    f"(0x{block[e.start]:02x}); expected a UTF-8 text file"
+                    f"{path}: line {line}, byte {offset - (len(e.object) - len(block)) + e.start}: not UTF-8 "
+                    f"(0x{e.object[e.start]:02x}); expected a UTF-8 text file"
                 ) from None
             offset += len(block)
             lines += block.count(b"\n")
@@ -108,8 +112,9 @@ def _label_column(table: pl.DataFrame, cfg: IngestConfig, source: str) -> pl.Ser
     bad = number.is_null() | (number != number.floor())
     if bad.any():
         row = int(bad.arg_true()[0])
+        value = "an empty value" if as_text[row] in (None, "") else repr(as_text[row])
         raise InputError(
-            f"{source}: row {row + 1}, column {cfg.label_column!r}: {as_text[row]!r} is not an integer; "
+            f"{source}: row {row + 1}, column {cfg.label_column!r}: {value} is not an integer; "
             f"expected a rating {cfg.label_min}..{cfg.label_max}"
         )
     outside = (number < cfg.label_min) | (number > cfg.label_max)
@@ -124,7 +129,8 @@ def _label_column(table: pl.DataFrame, cfg: IngestConfig, source: str) -> pl.Ser
 
 def figures(table: pl.DataFrame) -> dict[str, float]:
     """Counts users check a run by: rows, empty texts, mean whitespace-separated words."""
-    words = table["text"].str.count_matches(r"\S+")  # the study's len(text.split())
+    # The study's len(text.split()): str.split also splits at \x1c-\x1f, which \s does not match.
+    words = table["text"].str.count_matches(r"[^\s\x1c-\x1f]+")
     return {
         "rows": len(table),
         "empty_texts": int((table["text"].str.strip_chars() == "").sum()),

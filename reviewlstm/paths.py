@@ -9,7 +9,8 @@ from reviewlstm.errors import InputError
 from reviewlstm.fingerprint import file_digest
 
 ENV_RAW = "REVIEWLSTM_RAW"
-SHARED_COPY = Path("..") / "shared" / "data" / "womens_clothing_reviews.csv"
+# The workspace's copy, beside the project root (not the current directory).
+SHARED_COPY = Path(__file__).resolve().parents[2] / "shared" / "data" / "womens_clothing_reviews.csv"
 DOWNLOAD = "https://www.kaggle.com/datasets/nicapotato/womens-ecommerce-clothing-reviews"
 RAW_SUFFIXES = (".csv", ".tsv", ".tab", ".parquet", ".pq")
 

@@ -116,7 +116,13 @@ def _publish(tmp: Path, final: Path, record: Record) -> Record:
         stale = final.with_name(f".{final.name}.stale-{uuid.uuid4().hex[:8]}")
         os.rename(final, stale)
         shutil.rmtree(stale, ignore_errors=True)
-    os.rename(tmp, final)
+    try:
+        os.rename(tmp, final)
+    except OSError:  # a concurrent run published between the check above and this rename
+        existing = read_record(final)
+        if existing is not None and verify(existing):
+            return existing
+        raise
     fd = os.open(final.parent, os.O_RDONLY)
     try:
         os.fsync(fd)
