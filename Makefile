@@ -4,8 +4,9 @@ VENV   ?= .venv
 # The CPU build of PyTorch: here pip finds it as a local wheel; elsewhere this pin still installs.
 TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
+UI_PORT ?= 4200
 
-.PHONY: install run test bench clean-data
+.PHONY: install run test bench clean-data ui
 
 install: $(VENV)/.installed
 
@@ -21,6 +22,9 @@ run: install  ## the main job: the full pipeline on the real data
 
 test: install  ## every test, including the end-to-end run on ../shared/data
 	$(BIN)/python -m pytest -q
+
+ui: install  ## the Prefect UI: server on 127.0.0.1:$(UI_PORT), work pool, deployments, worker; Ctrl-C stops them
+	$(BIN)/reviewlstm ui --port $(UI_PORT)
 
 clean-data:  ## remove every stage output and Prefect's project-local home
 	rm -rf data/0* data/1* .prefect

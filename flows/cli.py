@@ -55,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
 
 def load_config(args: argparse.Namespace):
     """The profile or config file, with --set overrides applied and validated."""
-    from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, profile
+    from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, only_variants, profile
     from pydantic import ValidationError
 
     try:
@@ -72,13 +72,7 @@ def load_config(args: argparse.Namespace):
             if not sep:
                 raise InputError(f"--set {item!r}: expected KEY=VALUE, e.g. prune.min_count=3")
             _assign(data, key.split("."), value, item)
-        cfg = PipelineConfig.model_validate(data)
-        unknown = [v for v in args.variant if v not in cfg.variants]
-        if unknown:
-            raise InputError(f"--variant {unknown[0]!r}: no such variant; valid: {', '.join(cfg.variants)}")
-        if args.variant:
-            cfg.variants = {name: v for name, v in cfg.variants.items() if name in args.variant}
-        return cfg
+        return only_variants(PipelineConfig.model_validate(data), args.variant)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "top level"
@@ -136,7 +130,9 @@ def cmd_run(args: argparse.Namespace, until: str, force: list[str]) -> int:
     if not args.verbose:
         _quiet_prefect_console()
 
-    summary = pipeline(raw=args.raw, data_dir=args.data_dir, config=cfg, until=until, force=force)
+    # `stage` runs one stage; `run` also promotes the best variant after evaluate
+    summary = pipeline(raw=args.raw, data_dir=args.data_dir, config=cfg, until=until, force=force,
+                       promote=args.command == "run")
     print(json.dumps(summary, indent=1) if args.json else render(summary))
     return 0
 
@@ -185,8 +181,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from flows.predict import variant_ref
 
         ref = variant_ref(args.model, cfg, args.data_dir, args.raw)
-    else:
-        from flows.predict import champion_ref
+    else:  # the library alone: no Prefect import on this path
+        from reviewlstm.registry import champion_ref
 
         ref = champion_ref(args.data_dir)
     predictor = lib.load_ref(ref)

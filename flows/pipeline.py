@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 
-from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, profile as named_profile
+from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, only_variants, profile as named_profile
 from reviewlstm.errors import InputError
 from reviewlstm.paths import find_raw, glove_record, raw_record
 from reviewlstm.storage import Record, verify
@@ -22,6 +22,7 @@ from tasks.evaluate import evaluate
 from tasks.glove import glove
 from tasks.ingest import ingest
 from tasks.prune import prune
+from tasks.promote import promote as promote_champion
 from tasks.publish import publish
 from tasks.tokenize import tokenize
 from tasks.train import train
@@ -96,9 +97,18 @@ def pipeline(
     config: PipelineConfig | None = None,
     until: Stage = "evaluate",
     force: list[str] | None = None,
+    variants: list[str] | None = None,
+    promote: bool = True,
 ) -> dict[str, Any]:
-    """Run every stage up to `until`; stages whose inputs, settings and code match run from cache."""
-    cfg = resolve_config(profile, config)
+    """Run every stage up to `until`; stages whose inputs, settings and code match run from cache.
+
+    `variants`: only these model variants of the config (default: all). `promote`: after
+    evaluate, make the best variant the champion if it beats the current one (registry.json).
+    """
+    try:
+        cfg = only_variants(resolve_config(profile, config), variants)
+    except ValueError as e:
+        raise InputError(str(e)) from None
     steps = plan(cfg, until)
     records = sources(raw, data_dir, cfg)
     runs = []
@@ -116,6 +126,10 @@ def pipeline(
     }
     if "evaluate" in records:
         summary["metrics"] = publish(records["evaluate"])
+        if promote:
+            models = {name: records[f"train[{name}]"] for name in cfg.variants}
+            summary["promotion"] = promote_champion(records["ingest"], records["encode"], records["prune"],
+                                                    records["evaluate"], models, cfg, data_dir)
     return summary
 
 

@@ -121,6 +121,16 @@ class PipelineConfig(_Section):
         return variants
 
 
+def only_variants(cfg: PipelineConfig, names: list[str] | None) -> PipelineConfig:
+    """The config with only the named variants (all when none are named)."""
+    if not names:
+        return cfg
+    unknown = [n for n in names if n not in cfg.variants]
+    if unknown:
+        raise ValueError(f"variant {unknown[0]!r}: no such variant; valid: {', '.join(cfg.variants)}")
+    return cfg.model_copy(update={"variants": {n: v for n, v in cfg.variants.items() if n in names}})
+
+
 def _rounds(*pairs: tuple[int, float]) -> list[Round]:
     return [Round(epochs=e, lr=lr) for e, lr in pairs]
 

@@ -1,0 +1,274 @@
+"""Ratings for new reviews, through exactly the preprocessing the model was trained with.
+
+text -> `text.clean` -> `text.tokenize` -> `encode.encode_tokens` (the model's vocabulary and
+max_len) -> `train.predict_proba` -> a rating: the most probable class + label_min, or the
+regression output rounded half up, clipped to the scale, + label_min.
+
+A model is loaded from a folder holding `model.pt` and `model.json` (what the train stage writes),
+a vocabulary folder (what the prune stage writes) and the preprocessing settings (`Preprocess`).
+A champion bundle (see `reviewlstm.registry`) holds all three: `model.pt`, `model.json`,
+`vocab/` and `preprocess.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from reviewlstm import text
+from reviewlstm.config import CleanConfig, ModelConfig, PipelineConfig, TokenizeConfig
+from reviewlstm.encode import encode_tokens
+from reviewlstm.errors import InputError
+from reviewlstm.fingerprint import dir_digest
+
+PREPROCESS = "preprocess.json"
+VOCAB = "vocab.parquet"
+BATCH = 2_000  # reviews preprocessed at a time (while the model scores the previous batch)
+MODEL_BATCH = 500  # rows per forward pass: small batches stay in cache (faster on CPU)
+OUTPUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+class Preprocess(BaseModel):
+    """Every setting that turns a review's text into a model's input, and ids into ratings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text_columns: list[str] = Field(default_factory=lambda: ["Title", "Review Text"])
+    clean: CleanConfig = Field(default_factory=CleanConfig)
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
+    max_len: int = 70
+    label_min: int = 1
+    label_max: int = 5
+
+    @classmethod
+    def of(cls, cfg: PipelineConfig) -> "Preprocess":
+        return cls(text_columns=list(cfg.ingest.text_columns), clean=cfg.clean, tokenize=cfg.tokenize,
+                   max_len=cfg.encode.max_len, label_min=cfg.ingest.label_min, label_max=cfg.ingest.label_max)
+
+
+@dataclass
+class Prediction:
+    """ratings (n,) on the user's scale; probabilities (n, C) for a classifier, else None;
+    expected (n,): the expected rating (classifier) or the clipped regression output."""
+
+    ratings: np.ndarray
+    probabilities: np.ndarray | None
+    expected: np.ndarray
+
+
+@dataclass
+class Predictor:
+    name: str
+    model: Any  # reviewlstm.models.ReviewLSTM in eval mode
+    index: dict[str, int]
+    prep: Preprocess
+    num_classes: int
+    regress: bool
+    source: str  # the folder it was loaded from, for messages
+
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Texts -> (ids, lengths) as the pipeline's clean, tokenize and encode stages make them."""
+        cleaned = text.clean(pl.Series("text", texts, dtype=pl.Utf8).fill_null(""), self.prep.clean)
+        tokens = text.tokenize(cleaned.to_list(), self.prep.tokenize)
+        return encode_tokens(tokens, self.index, self.prep.max_len)
+
+    def scores(self, texts: list[str], batch_size: int = BATCH) -> np.ndarray:
+        """Class probabilities (n, C), or regression outputs (n,) on the class scale 0..C-1.
+
+        Batches flow through two stages at once: while the model scores one batch (torch
+        releases the GIL), this thread cleans, tokenizes and encodes the next. A row's result
+        does not depend on the batching (beyond float rounding).
+        """
+        import torch
+
+        from reviewlstm.train import predict_proba
+
+        if not texts:
+            return np.zeros((0,) if self.regress else (0, self.num_classes), dtype=np.float32)
+        starts = range(0, len(texts), batch_size)
+        previous, switch = torch.get_num_threads(), sys.getswitchinterval()
+        # The model gets every core but the one this thread preprocesses on. Each torch call of
+        # the model thread needs the GIL, which pure-Python tokenizing holds for up to the switch
+        # interval (5 ms by default): a shorter one keeps the model from waiting.
+        torch.set_num_threads(max(1, _cores() - 1))
+        sys.setswitchinterval(0.0005)
+        try:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                futures = []
+                for i in starts:
+                    ids, lengths = self.encode(texts[i : i + batch_size])
+                    futures.append(pool.submit(predict_proba, self.model, ids, lengths, MODEL_BATCH))
+                return np.concatenate([f.result() for f in futures])
+        finally:
+            torch.set_num_threads(previous)
+            sys.setswitchinterval(switch)
+
+    def predict(self, texts: list[str], batch_size: int = BATCH) -> Prediction:
+        return to_ratings(self.scores(texts, batch_size), self.regress, self.num_classes, self.prep.label_min)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def to_ratings(scores: np.ndarray, regress: bool, num_classes: int, label_min: int) -> Prediction:
+    """Model outputs -> ratings on the user's scale (label_min .. label_min + C - 1)."""
+    if regress:
+        clipped = np.clip(np.asarray(scores, dtype=np.float64), 0, num_classes - 1)
+        classes = np.floor(clipped + 0.5).astype(np.int64)  # half up, as the metrics round
+        return Prediction(classes + label_min, None, clipped + label_min)
+    probs = np.asarray(scores, dtype=np.float64)
+    return Prediction(probs.argmax(axis=1) + label_min, probs, probs @ np.arange(num_classes) + label_min)
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file; expected the {what}") from None
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not readable JSON ({type(e).__name__}); expected the {what}") from None
+
+
+def load(model_dir: str | Path, vocab_dir: str | Path, prep: Preprocess) -> Predictor:
+    """A model folder (model.pt, model.json) with the vocabulary folder it was trained with."""
+    from reviewlstm.train import load_model
+
+    model_dir, vocab_dir = Path(model_dir), Path(vocab_dir)
+    meta = _read_json(model_dir / "model.json", "model description written by the train stage")
+    try:
+        cfg = ModelConfig.model_validate(meta["config"])
+        vocab_digest, vocab_size, num_classes = meta["vocab_digest"], int(meta["vocab_size"]), int(meta["num_classes"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{model_dir / 'model.json'}: {e.__class__.__name__} {e}; expected name, config, "
+                         f"vocab_digest, vocab_size, num_classes") from None
+    vocab_file = vocab_dir / VOCAB
+    if not vocab_file.is_file():
+        raise InputError(f"{vocab_file}: no such file; expected the vocabulary the model was trained with")
+    found = dir_digest(vocab_dir, skip=["record.json"])
+    if found != vocab_digest:
+        raise InputError(f"{vocab_file}: vocabulary digest {found[:12]} does not match the model's {vocab_digest[:12]}; "
+                         f"expected the vocabulary {model_dir / 'model.json'} was trained with")
+    try:
+        vocab = pl.read_parquet(vocab_file, columns=["id", "word"])
+    except Exception as e:  # corrupt file: several exception types
+        raise InputError(f"{vocab_file}: not a readable vocabulary ({type(e).__name__}); expected columns id, word") from None
+    if len(vocab) != vocab_size:
+        raise InputError(f"{vocab_file}: {len(vocab)} words, expected {vocab_size} (model.json's vocab_size)")
+    model = load_model(cfg, vocab_size, model_dir / "model.pt", num_classes)
+    return Predictor(name=str(meta.get("name", model_dir.name)), model=model,
+                     index=dict(zip(vocab["word"].to_list(), vocab["id"].to_list())), prep=prep,
+                     num_classes=num_classes, regress=cfg.head == "regress", source=str(model_dir))
+
+
+def load_bundle(folder: str | Path) -> Predictor:
+    """A champion bundle: model.pt, model.json, vocab/ and preprocess.json in one folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder; expected a model bundle (model.pt, model.json, vocab/, {PREPROCESS})")
+    raw = _read_json(folder / PREPROCESS, "preprocessing settings of the bundle")
+    try:
+        prep = Preprocess.model_validate(raw)
+    except ValueError as e:
+        raise InputError(f"{folder / PREPROCESS}: {str(e).splitlines()[0]}; expected the bundle's preprocessing settings") from None
+    return load(folder, folder / "vocab", prep)
+
+
+# --- tables of reviews in, tables of ratings out -------------------------------------------
+
+
+def review_texts(table: pl.DataFrame, text_columns: list[str], source: str) -> list[str]:
+    """The text of each row as ingest builds it: the text columns joined by one space."""
+    columns = [c.lstrip("\ufeff") for c in table.columns]  # a BOM some exporters leave on the header
+    if columns != table.columns:
+        table = table.rename(dict(zip(table.columns, columns)))
+    missing = [c for c in text_columns if c not in table.columns]
+    if missing:
+        found = ", ".join(repr(c) for c in table.columns[:12])
+        raise InputError(f"{source}: column {missing[0]!r} not found; expected text columns {text_columns}, found {found}")
+    joined = pl.concat_str([pl.col(c).cast(pl.Utf8).fill_null("") for c in text_columns], separator=" ")
+    return table.select(joined.alias("text"))["text"].to_list()
+
+
+def rating_columns(pred: Prediction, label_min: int) -> dict[str, Any]:
+    """predicted_rating, expected_rating and, for a classifier, p_<rating> per rating."""
+    cols: dict[str, Any] = {"predicted_rating": pred.ratings.astype(np.int64),
+                            "expected_rating": np.round(pred.expected, 4)}
+    if pred.probabilities is not None:
+        for k in range(pred.probabilities.shape[1]):
+            cols[f"p_{k + label_min}"] = np.round(pred.probabilities[:, k], 4)
+    return cols
+
+
+def predict_table(predictor: Predictor, table: pl.DataFrame, text_columns: list[str], source: str,
+                  batch_size: int = BATCH) -> pl.DataFrame:
+    """The input table with the rating columns appended (an existing column of that name is replaced)."""
+    texts = review_texts(table, text_columns, source)
+    cols = rating_columns(predictor.predict(texts, batch_size), predictor.prep.label_min)
+    return table.with_columns([pl.Series(name, values) for name, values in cols.items()])
+
+
+def output_format(path: str | Path) -> str:
+    fmt = OUTPUT_SUFFIXES.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: unknown output type {Path(path).suffix!r}; expected .csv, .tsv or .parquet")
+    return fmt
+
+
+def write_table(table: pl.DataFrame, path: str | Path) -> Path:
+    """Write CSV/TSV/Parquet by the extension, atomically: a temporary file renamed into place."""
+    path = Path(path)
+    fmt = output_format(path)
+    if not path.parent.is_dir():
+        raise InputError(f"{path}: folder {path.parent} does not exist; expected an existing folder")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if fmt == "parquet":
+                table.write_parquet(f)
+            else:
+                table.write_csv(f, separator="\t" if fmt == "tsv" else ",")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --- one description of "which model", shared by the command, the flow and the registry --------
+
+
+def load_ref(ref: dict[str, Any]) -> Predictor:
+    """{"bundle": folder} (a champion), or {"model_dir", "vocab_dir", "prep"} (a stage output)."""
+    if ref.get("bundle"):
+        return load_bundle(ref["bundle"])
+    return load(ref["model_dir"], ref["vocab_dir"], Preprocess.model_validate(ref["prep"]))
+
+
+def score_file(predictor: Predictor, source: str | Path, output: str | Path, text_columns: list[str],
+               batch_size: int = BATCH) -> dict[str, Any]:
+    """Read a CSV/TSV/Parquet of reviews, rate every row, write the table with its ratings."""
+    from reviewlstm.ingest import read_table
+
+    output_format(output)  # a bad output name fails before any work
+    table = read_table(source)
+    rated = predict_table(predictor, table, text_columns, str(source), batch_size)
+    write_table(rated, output)
+    counts = rated["predicted_rating"].value_counts().sort("predicted_rating")
+    return {"input": str(source), "output": str(output), "rows": len(rated),
+            "ratings": {str(r): int(n) for r, n in counts.iter_rows()}}

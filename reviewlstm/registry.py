@@ -1,0 +1,270 @@
+"""The model registry: which trained model is the champion that predictions use, and every model
+that ever was.
+
+`<data_dir>/registry.json` (written atomically, under a lock) lists every promoted model with its
+metrics, the validation data they were measured on, the flow run that promoted it and the paths it
+needs. Each promoted model is copied into a bundle, `<data_dir>/champions/<id>/` (model.pt,
+model.json, vocab/, preprocess.json), so clearing the stage outputs never breaks a prediction.
+
+Promotion: the best variant of a run by `select_by` becomes the champion only if it beats the
+current champion on the same validation reviews. A champion measured on other validation data is
+first scored on the current validation reviews, through its own preprocessing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from reviewlstm.errors import InputError
+from reviewlstm.predict import PREPROCESS, Preprocess
+
+REGISTRY = "registry.json"
+LOCK = ".registry.lock"
+CHAMPIONS = "champions"
+LOWER_IS_BETTER = {"rmse_expected", "rmse", "mae", "mae_expected", "mae_median"}
+HIGHER_IS_BETTER = {"accuracy", "macro_f1", "within_one"}
+
+
+def registry_path(data_dir: str | Path) -> Path:
+    return Path(data_dir) / REGISTRY
+
+
+def better(a: float, b: float, metric: str) -> bool:
+    """True when score a is strictly better than b on metric (a tie keeps the incumbent)."""
+    if metric in LOWER_IS_BETTER:
+        return a < b
+    if metric in HIGHER_IS_BETTER:
+        return a > b
+    raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(LOWER_IS_BETTER | HIGHER_IS_BETTER)}")
+
+
+def best_variant(metrics: dict[str, dict[str, Any]], metric: str) -> str:
+    """The variant with the best finite score; the first one listed wins a tie."""
+    best = None
+    for name, m in metrics.items():
+        score = m.get(metric)
+        if score is None or not math.isfinite(score):
+            continue
+        if best is None or better(score, metrics[best][metric], metric):
+            best = name
+    if best is None:
+        raise InputError(f"metrics.json: no variant has a finite {metric!r}; expected at least one evaluated variant")
+    return best
+
+
+def validation_digest(texts: list[str], labels: np.ndarray) -> str:
+    """The validation reviews' identity: their raw text and true class, in order."""
+    h = hashlib.sha256()
+    for t, y in zip(texts, np.asarray(labels).tolist()):
+        h.update(f"{int(y)}\0{t}\0".encode())
+    return h.hexdigest()
+
+
+def empty() -> dict[str, Any]:
+    return {"version": 1, "champion": None, "models": []}
+
+
+def load(data_dir: str | Path) -> dict[str, Any]:
+    """The registry, or an empty one where there is none yet; a damaged file is an InputError."""
+    path = registry_path(data_dir)
+    try:
+        reg = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return empty()
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not readable JSON ({type(e).__name__}); expected the model registry") from None
+    if not isinstance(reg, dict) or not isinstance(reg.get("models"), list) or "champion" not in reg:
+        raise InputError(f"{path}: expected an object with 'champion' and 'models'")
+    return reg
+
+
+def entry(reg: dict[str, Any], model_id: str | None) -> dict[str, Any] | None:
+    return next((m for m in reg["models"] if m.get("id") == model_id), None) if model_id else None
+
+
+def champion(data_dir: str | Path) -> dict[str, Any] | None:
+    reg = load(data_dir)
+    return entry(reg, reg["champion"])
+
+
+def bundle_dir(data_dir: str | Path, item: dict[str, Any]) -> Path:
+    """An entry's bundle; registry paths are relative to the data directory."""
+    return Path(data_dir) / item["bundle"]
+
+
+def champion_bundle(data_dir: str | Path) -> tuple[dict[str, Any], Path]:
+    """The champion's entry and bundle folder; InputError when there is none yet."""
+    item = champion(data_dir)
+    if item is None:
+        raise InputError(f"{registry_path(data_dir)}: no champion yet; expected a promoted model "
+                         f"(run `reviewlstm run` to train, evaluate and promote one, or pass --model VARIANT)")
+    return item, bundle_dir(data_dir, item)
+
+
+def champion_ref(data_dir: str | Path) -> dict[str, Any]:
+    """The champion as a model reference for `reviewlstm.predict.load_ref`."""
+    item, bundle = champion_bundle(data_dir)
+    return {"bundle": str(bundle), "label": f"champion {item['id']}", "id": item["id"], "variant": item["variant"]}
+
+
+@contextmanager
+def locked(data_dir: str | Path) -> Iterator[None]:
+    """One promotion at a time per data directory (read, decide, write as one step)."""
+    import fcntl
+
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(data_dir) / LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def save(data_dir: str | Path, reg: dict[str, Any]) -> None:
+    """Write the registry atomically: a temporary file, fsynced, renamed over the old one."""
+    path = registry_path(data_dir)
+    fd, tmp = tempfile.mkstemp(prefix=f".{REGISTRY}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(reg, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bundle(data_dir: str | Path, model_id: str, model_dir: Path, vocab_dir: Path, prep: Preprocess) -> Path:
+    """Copy what predictions need into champions/<model_id>/, atomically (temp folder renamed)."""
+    final = Path(data_dir) / CHAMPIONS / model_id
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{model_id}.", dir=final.parent))
+    try:
+        for name in ("model.pt", "model.json"):
+            shutil.copy2(model_dir / name, tmp / name)
+        (tmp / "vocab").mkdir()
+        for f in vocab_dir.iterdir():
+            if f.is_file() and f.name != "record.json":
+                shutil.copy2(f, tmp / "vocab" / f.name)
+        (tmp / PREPROCESS).write_text(prep.model_dump_json(indent=1))
+        for f in [*tmp.rglob("*"), tmp]:
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        if final.exists():  # a leftover of a crash between this rename and the registry write
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+@dataclass
+class Candidate:
+    """A run's evaluated variants and everything needed to register one of them."""
+
+    metrics: dict[str, dict[str, Any]]  # variant -> metrics (confusion matrices allowed)
+    models: dict[str, dict[str, Any]]  # variant -> train record ({"path", "digest", ...})
+    vocab: dict[str, Any]  # the prune record
+    prep: Preprocess
+    valid_texts: list[str]
+    valid_labels: np.ndarray  # classes 0..C-1
+    select_by: str
+    run: dict[str, Any]  # {"id", "name"} of the flow run
+    sources: dict[str, str]  # stage outputs it came from, for the record
+
+
+def champion_score(item: dict[str, Any], bundle: Path, cand: Candidate, digest: str) -> tuple[float, str]:
+    """The champion's select_by score on the candidate's validation reviews, and how it was found."""
+    metrics = item.get("metrics", {})
+    for name in ("model.pt", "model.json", PREPROCESS, "vocab"):  # a champion that can no longer predict
+        if not (bundle / name).exists():
+            raise InputError(f"{bundle / name}: no such file; expected the champion's bundle")
+    if item.get("validation", {}).get("digest") == digest and cand.select_by in metrics:
+        return float(metrics[cand.select_by]), "recorded on the same validation reviews"
+    from reviewlstm.metrics import classification_metrics, regression_metrics
+    from reviewlstm.predict import load_bundle
+
+    predictor = load_bundle(bundle)
+    if predictor.prep.label_min != cand.prep.label_min or predictor.num_classes != cand.prep.label_max - cand.prep.label_min + 1:
+        raise InputError(f"{bundle}: rates on {predictor.prep.label_min}..{predictor.prep.label_min + predictor.num_classes - 1}, "
+                         f"expected {cand.prep.label_min}..{cand.prep.label_max}")
+    scores = predictor.scores(cand.valid_texts)
+    y = np.asarray(cand.valid_labels, dtype=np.int64)
+    m = (regression_metrics(y, scores, 0, predictor.num_classes - 1) if predictor.regress
+         else classification_metrics(y, scores))
+    return float(m[cand.select_by]), "re-scored on the current validation reviews through its own preprocessing"
+
+
+def promote(data_dir: str | Path, cand: Candidate, now: datetime | None = None) -> dict[str, Any]:
+    """Make the run's best variant the champion if it beats the current one; return the decision.
+
+    The decision: promoted (bool), variant, select_by, score, champion (id after the decision),
+    previous (id before), previous_score (on these validation reviews, when there was one), reason.
+    """
+    name = best_variant(cand.metrics, cand.select_by)
+    score = float(cand.metrics[name][cand.select_by])
+    digest = validation_digest(cand.valid_texts, cand.valid_labels)
+    model = cand.models[name]
+    with locked(data_dir):
+        reg = load(data_dir)
+        current = entry(reg, reg["champion"])
+        decision: dict[str, Any] = {"variant": name, "select_by": cand.select_by, "score": score,
+                                    "previous": current["id"] if current else None, "previous_score": None}
+        if current is None:
+            promoted, reason = True, "no champion yet"
+        elif current.get("model_digest") == model["digest"] and current.get("validation", {}).get("digest") == digest:
+            promoted, reason = False, "already the champion"
+            decision["previous_score"] = current.get("metrics", {}).get(cand.select_by)
+        else:
+            try:
+                theirs, how = champion_score(current, bundle_dir(data_dir, current), cand, digest)
+            except InputError as e:  # its bundle was removed or damaged: it cannot predict anyway
+                promoted, reason = True, f"the champion {current['id']} cannot be used ({e})"
+            else:
+                decision["previous_score"] = theirs
+                promoted = better(score, theirs, cand.select_by)
+                verb = "beats" if promoted else "does not beat"
+                reason = f"{name} {verb} {current['id']} on {cand.select_by}: {score:.4f} vs {theirs:.4f} ({how})"
+        if promoted:
+            stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%S%fZ")
+            model_id = f"{stamp}-{name}-{model['digest'][:8]}"
+            bundle = write_bundle(data_dir, model_id, Path(model["path"]), Path(cand.vocab["path"]), cand.prep)
+            meta = json.loads((bundle / "model.json").read_text())
+            reg["models"].append({
+                "id": model_id,
+                "variant": name,
+                "promoted_at": (now or datetime.now(timezone.utc)).isoformat(),
+                "flow_run": cand.run,
+                "select_by": cand.select_by,
+                "score": score,
+                "metrics": {k: v for k, v in cand.metrics[name].items() if k != "confusion"},
+                "validation": {"digest": digest, "rows": len(cand.valid_texts)},
+                "beat": {"id": decision["previous"], "score": decision["previous_score"]} if current else None,
+                "model_digest": model["digest"],
+                "vocab_digest": meta["vocab_digest"],
+                "config": meta["config"],
+                "preprocess": cand.prep.model_dump(mode="json"),
+                "bundle": f"{CHAMPIONS}/{model_id}",
+                "sources": cand.sources,
+            })
+            reg["champion"] = model_id
+            save(data_dir, reg)
+        decision.update(promoted=promoted, champion=reg["champion"], reason=reason)
+    return decision
