@@ -2,9 +2,10 @@
 
 Runs `reviewlstm run --profile article --set train.seed=S --json` once per seed (the same data
 split each time), then prints and saves each variant's mean and spread of the validation
-metrics next to the study's published figures.
+metrics next to the study's published figures. With --parallel the seeds run at the same time,
+each with its own Prefect home (give them --set train.threads=1 on a 2-core machine).
 
-    python bench/article_seeds.py [--seeds 0 1 2] [--data-dir data]
+    python bench/article_seeds.py [--seeds 0 1 2] [--data-dir data] [--parallel] [--set K=V ...]
 """
 
 from __future__ import annotations
@@ -25,15 +26,23 @@ from reviewlstm.reports import PUBLISHED  # noqa: E402
 METRICS = ["accuracy", "rmse", "rmse_expected", "mae", "macro_f1", "within_one"]
 
 
-def run(seed: int, data_dir: str, profile: str) -> dict:
-    cmd = [sys.executable, "-m", "flows.cli", "run", "--profile", profile, "--data-dir", data_dir,
-           "--set", f"train.seed={seed}", "--json"]
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+def start(seed: int, args: argparse.Namespace) -> tuple[subprocess.Popen, float]:
+    cmd = [sys.executable, "-m", "flows.cli", "run", "--profile", args.profile, "--data-dir", args.data_dir,
+           "--set", f"train.seed={seed}", *[x for kv in args.set for x in ("--set", kv)], "--json"]
+    env = dict(os.environ)
+    if args.parallel:  # one Prefect home (and temporary server) per run
+        env["PREFECT_HOME"] = str(Path(args.data_dir).resolve() / f".prefect-seed{seed}")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, time.perf_counter()
+
+
+def finish(seed: int, proc: subprocess.Popen, started: float, out_dir: Path) -> dict:
+    stdout, stderr = proc.communicate()
     if proc.returncode != 0:
-        sys.exit(f"seed {seed} failed:\n{proc.stderr[-3000:]}")
-    summary = json.loads(proc.stdout)
+        sys.exit(f"seed {seed} failed:\n{stderr[-3000:]}")
+    summary = json.loads(stdout)
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    (out_dir / f"article_seed{seed}.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 
@@ -42,10 +51,17 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--profile", default="article")
+    ap.add_argument("--parallel", action="store_true", help="run the seeds at the same time")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to reviewlstm run")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "article_seeds.json"))
     args = ap.parse_args()
 
-    runs = {seed: run(seed, args.data_dir, args.profile) for seed in args.seeds}
+    out_dir = Path(args.out).parent
+    if args.parallel:
+        started = {seed: start(seed, args) for seed in args.seeds}
+        runs = {seed: finish(seed, *started[seed], out_dir) for seed in args.seeds}
+    else:
+        runs = {seed: finish(seed, *start(seed, args), out_dir) for seed in args.seeds}
     for seed, s in runs.items():
         print(f"seed {seed}: {s['wall_seconds']} s, " + ", ".join(f"{x['stage']}={x['status']}" for x in s["stages"]), flush=True)
     variants = list(next(iter(runs.values()))["metrics"])
@@ -59,7 +75,9 @@ def main() -> None:
                           "spread": round(max(values) - min(values), 4), "values": [round(x, 4) for x in values]}
         row["train_seconds"] = [next(x["seconds"] for x in s["stages"] if x["stage"] == f"train[{v}]") for s in runs.values()]
         table[v] = row
-    result = {"command": " ".join(["python", "bench/article_seeds.py", "--seeds", *map(str, args.seeds)]),
+    command = ["python", "bench/article_seeds.py", "--seeds", *map(str, args.seeds)]
+    command += ["--parallel"] * args.parallel + [x for kv in args.set for x in ("--set", kv)]
+    result = {"command": " ".join(command),
               "profile": args.profile, "seeds": args.seeds, "cores": len(os.sched_getaffinity(0)), "variants": table}
     Path(args.out).write_text(json.dumps(result, indent=1))
 
