@@ -1,0 +1,24 @@
+"""The command starts without the heavy libraries: torch and spaCy load only in the stages
+that need them, so `reviewlstm --help`, argument errors and cached reruns stay fast."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_importing_the_cli_loads_neither_torch_nor_spacy():
+    code = "import flows.cli, sys; print('torch' in sys.modules, 'spacy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_help_imports_neither_torch_nor_spacy():
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "flows.cli", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    assert "usage: reviewlstm" in proc.stdout
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert not imported & {"torch", "spacy", "thinc"}, sorted(imported & {"torch", "spacy", "thinc"})
