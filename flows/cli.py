@@ -7,8 +7,13 @@ and argument errors answer at once.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import re
+import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
 from reviewlstm.errors import InputError
@@ -125,6 +130,12 @@ def render(summary: dict[str, Any]) -> str:
 
 def cmd_run(args: argparse.Namespace, until: str, force: list[str]) -> int:
     cfg = load_config(args)
+    from flows.ui import answers, configured_api_url
+
+    url = configured_api_url()
+    if url and not answers(url, timeout=10):  # at once, instead of after the client's retries
+        raise InputError(f"Prefect API at {url} does not answer; expected a running server (start one with "
+                         f"`reviewlstm ui`), or unset PREFECT_API_URL to let the run start a temporary one")
     from flows.pipeline import pipeline
 
     if not args.verbose:
@@ -214,7 +225,75 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return serve(port=args.port)
 
 
+# What the file system said, as users need to hear it; the errno decides, not the exception type.
+FS_ERRORS = {
+    errno.ENOSPC: "no space left on device; free some space or pass --data-dir on another disk, then run again",
+    errno.EDQUOT: "disk quota exceeded; free some space or pass --data-dir elsewhere, then run again",
+    errno.EACCES: "permission denied; expected a folder this user can write (or pass --data-dir)",
+    errno.EPERM: "operation not permitted; expected a folder this user can write (or pass --data-dir)",
+    errno.EROFS: "read-only file system; expected a writable folder (or pass --data-dir)",
+    errno.ENOTDIR: "not a directory (a file is in the way); expected a folder (or pass --data-dir)",
+    errno.EFBIG: "file too large for this file system or process limit",
+}
+LOW_SPACE = 1 << 20  # bytes: below this, a failed write is taken for a full disk
+
+
+def environment_error(exc: BaseException, data_dir: str | None) -> str | None:
+    """One line for a failure of the machine rather than of the input: a full or read-only disk,
+    a folder that cannot be written, the Prefect API gone. None: not one of those (a bug)."""
+    chain, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    for e in chain:
+        if _is_api_failure(e):
+            url = _api_url()
+            reason = str(chain[-1]).strip().splitlines()[0] if str(chain[-1]).strip() else type(chain[-1]).__name__
+            return (f"Prefect API at {url} does not answer ({reason}); start the server (`reviewlstm ui`) or "
+                    f"unset PREFECT_API_URL to let each run start a temporary one; stage outputs written so far are complete")
+    for e in chain:
+        code = e.errno if isinstance(e, OSError) else None
+        if code is None:  # polars and others put the OS error in the message only
+            match = re.search(r"\(os error (\d+)\)", str(e))
+            code = int(match.group(1)) if match else None
+        if code in FS_ERRORS:
+            where = getattr(e, "filename", None) or data_dir or "."
+            return f"{where}: {FS_ERRORS[code]}; nothing partial was kept"
+    if data_dir is not None and _free_bytes(data_dir) < LOW_SPACE:  # numpy and torch say less
+        return f"{data_dir}: {FS_ERRORS[errno.ENOSPC]}; nothing partial was kept"
+    return None
+
+
+def _is_api_failure(e: BaseException) -> bool:
+    if "Failed to reach API" in str(e):
+        return True
+    httpx = sys.modules.get("httpx")
+    return httpx is not None and isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError))
+
+
+def _api_url() -> str:
+    try:
+        from flows.ui import configured_api_url
+
+        return configured_api_url() or "(none)"
+    except Exception:
+        return os.environ.get("PREFECT_API_URL", "(unknown)")
+
+
+def _free_bytes(path: str) -> int:
+    where = Path(path).absolute()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        return shutil.disk_usage(where).free
+    except OSError:
+        return LOW_SPACE
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 done; 2 bad input or settings (one line); 1 a fault of the machine (one line:
+    disk full, folder not writable, Prefect API gone). Anything else is a bug: its traceback shows."""
     args = parser().parse_args(argv)
     try:
         if args.command == "predict":
@@ -229,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        message = environment_error(e, getattr(args, "data_dir", None))
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ def read_table(path: str | Path) -> pl.DataFrame:
     if path.suffix.lower() in PARQUET_SUFFIXES or head[:4] == b"PAR1":
         return _read_parquet(path)
     _check_utf8(path)
+    _check_line_endings(path, head)
     separator = TABLE_SUFFIXES.get(path.suffix.lower()) or _sniff_separator(head)
     try:
         table = pl.read_csv(
@@ -52,6 +53,15 @@ def _read_parquet(path: Path) -> pl.DataFrame:
         return pl.read_parquet(path)
     except Exception as e:  # pyarrow and polars raise several types for a corrupt file
         raise InputError(f"{path}: not a readable Parquet file ({type(e).__name__})") from None
+
+
+def _check_line_endings(path: Path, head: bytes) -> None:
+    """LF and CRLF (also mixed) are read as is; a header ended by a lone CR is an old Mac export,
+    which the CSV reader would take for one long line."""
+    cr, lf = head.find(b"\r"), head.find(b"\n")
+    if cr != -1 and (lf == -1 or cr < lf) and head[cr + 1 : cr + 2] != b"\n" and b'"' not in head[:cr]:
+        raise InputError(f"{path}: line 1 ends with a lone CR (old Mac line endings); expected LF or CRLF "
+                         f"line endings (convert the file, e.g. with `tr '\\r' '\\n'`)")
 
 
 def _sniff_separator(head: bytes) -> str:
@@ -90,26 +100,45 @@ def reviews(table: pl.DataFrame, cfg: IngestConfig, source: str) -> pl.DataFrame
 
     Rows whose text is empty are kept, as in the study; `figures` counts them.
     """
+    wanted = [*cfg.text_columns, cfg.label_column]
     columns = [c.lstrip("\ufeff") for c in table.columns]  # a BOM some exporters leave on the header
-    table = table.rename(dict(zip(table.columns, columns))) if columns != table.columns else table
+    # The CSV reader renames a repeated header name to NAME_duplicated_0, ...: which one is meant?
+    repeated = [c for c in wanted if columns.count(c) > 1 or f"{c}_duplicated_0" in columns]
+    if columns != table.columns:
+        table = table.rename({old: new for old, new in zip(table.columns, columns) if old != new and columns.count(new) == 1})
     if len(table) == 0:
         raise InputError(f"{source}: has a header but no rows; expected at least one review")
-    wanted = [*cfg.text_columns, cfg.label_column]
     missing = [c for c in wanted if c not in table.columns]
-    if missing:
+    if missing and not repeated:
         found = ", ".join(repr(c) for c in table.columns[:12])
         raise InputError(f"{source}: column {missing[0]!r} not found; expected columns {wanted}, found {found}")
-    text = pl.concat_str([pl.col(c).cast(pl.Utf8).fill_null("") for c in cfg.text_columns], separator=" ")
-    out = table.select(text.alias("text"), _label_column(table, cfg, source).alias("label"))
-    return out
+    if repeated:
+        raise InputError(f"{source}: column {repeated[0]!r} appears more than once in the header; "
+                         f"expected each of {wanted} once")
+    table = table.with_columns(text_column(table, c, source) for c in cfg.text_columns)
+    text = pl.concat_str([pl.col(c).fill_null("") for c in cfg.text_columns], separator=" ")
+    return table.select(text.alias("text"), _label_column(table, cfg, source).alias("label"))
+
+
+def text_column(table: pl.DataFrame, column: str, source: str) -> pl.Series:
+    """A column as strings; a Parquet column of lists, structs or bytes that are not UTF-8 is an error.
+
+    Also what predictions read their text columns with."""
+    raw = table[column]
+    if raw.dtype.is_nested() or raw.dtype == pl.Object:
+        raise InputError(f"{source}: column {column!r} holds {raw.dtype} values; expected text or numbers")
+    try:
+        return raw.cast(pl.Utf8)
+    except pl.exceptions.PolarsError:
+        raise InputError(f"{source}: column {column!r} holds {raw.dtype} values that are not UTF-8 text; "
+                         f"expected text") from None
 
 
 def _label_column(table: pl.DataFrame, cfg: IngestConfig, source: str) -> pl.Series:
-    raw = table[cfg.label_column]
-    as_text = raw.cast(pl.Utf8).str.strip_chars()
+    as_text = text_column(table, cfg.label_column, source).str.strip_chars()
     # Integers, also when an export wrote them as floats ("4.0"); anything else is an error.
     number = as_text.cast(pl.Float64, strict=False)
-    bad = number.is_null() | (number != number.floor())
+    bad = number.is_null() | number.is_nan() | (number != number.floor())
     if bad.any():
         row = int(bad.arg_true()[0])
         value = "an empty value" if as_text[row] in (None, "") else repr(as_text[row])

@@ -8,9 +8,11 @@ every other file, so an output that was deleted, truncated or edited is detected
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 import uuid
 from contextlib import contextmanager
@@ -90,12 +92,42 @@ class Output:
         self.path(name).write_text(json.dumps(obj, indent=1, sort_keys=True))
 
 
+# Temporary folders are named .<key>.<host>-<pid>.<random>: a later run can tell one whose
+# writer is gone (killed mid-write) from one still being written, and remove only the former.
+HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_leftovers(layer_dir: Path, key: str) -> list[Path]:
+    """Remove what killed writers of `key` left in its layer: temporary folders of processes of
+    this host that no longer run, and damaged outputs moved aside. Never read by any run anyway."""
+    removed = []
+    for path in layer_dir.glob(f".{key}.*"):
+        owner = path.name[len(key) + 2 :].split(".", 1)[0]
+        host, _, pid = owner.partition("-")
+        stale = owner.startswith("stale-") or (host == HOST and pid.isdigit() and not _alive(int(pid)))
+        if stale and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 @contextmanager
 def stage_output(data_dir: str | Path, stage: str, key: str) -> Iterator[Output]:
     """Yield an Output to fill; on success it becomes `<layer>/<key>/` with its record."""
     final = stage_dir(Path(data_dir).resolve(), stage, key)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+    sweep_leftovers(final.parent, key)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.{HOST}-{os.getpid()}.", dir=final.parent))
     out = Output(tmp)
     try:
         yield out

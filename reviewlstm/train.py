@@ -5,10 +5,17 @@ round's learning rate (so the moment estimates restart) and runs its epochs; eve
 shuffles the training rows, and ends with a pass over the validation split. Speed on CPU comes
 from slicing pre-built tensors (no Dataset/DataLoader per item) and inference_mode for the
 validation pass; determinism from one seed for the weights, dropout and the shuffles.
+
+With a `checkpoint` path, training survives a crash: after every epoch the model, the optimizer,
+the position (round, epoch), the history and both random generators are written atomically, and
+a later call for the same run (same config, data, seed) continues from there, ending with the
+same weights and history, bit for bit, as a run that was never interrupted.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -116,12 +123,18 @@ def train_model(
     num_classes: int = 5,
     device: str = "cpu",
     on_epoch: Callable[[dict], None] | None = None,
+    checkpoint: Path | None = None,
 ) -> tuple[dict[str, torch.Tensor], list[dict]]:
     """Train one variant; returns (state_dict on CPU, one history row per epoch).
 
     A history row: epoch (1-based, over all rounds), round (1-based), lr, train_loss (mean per
     sample over the epoch, the study's sum_loss/total), valid_loss and the validation metrics.
     Same seed, threads and device -> the same history and weights, bit for bit, on CPU.
+
+    `checkpoint`: a file written after every epoch; when it holds an earlier, interrupted call of
+    the same run, training continues from its last epoch (on_epoch is called for the new epochs
+    only). A checkpoint of another run, or one that cannot be read, is ignored and overwritten.
+    The caller deletes it once the result is safely stored.
     """
     for split, name in ((train, "training"), (valid, "validation")):
         _check_split(split, name, vocab_size, num_classes)
@@ -137,9 +150,28 @@ def train_model(
         n, bs = len(train), cfg.batch_size
         params = [p for p in model.parameters() if p.requires_grad]
         history: list[dict] = []
+        run_id = resume = None
+        if checkpoint is not None:
+            run_id = run_fingerprint(cfg, train, valid, vocab_size, seed, embeddings, num_classes, dev)
+            resume = read_checkpoint(checkpoint, run_id)
+        if resume is not None:  # continue where the interrupted call stopped
+            model.load_state_dict(resume["model"])
+            history = list(resume["history"])
+            torch.set_rng_state(resume["torch_rng"])
+            shuffle.set_state(resume["shuffle_rng"])
+            if dev.type == "cuda" and resume.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(resume["cuda_rng"], dev)
         for round_no, rnd in enumerate(cfg.rounds, 1):
+            done = 0  # epochs of this round already trained (by an interrupted call)
+            if resume is not None:
+                if round_no < resume["round"]:
+                    continue
+                if round_no == resume["round"]:
+                    done = resume["round_epochs"]
             optimizer = torch.optim.Adam(params, lr=rnd.lr)  # fresh each round, as in the study
-            for _ in range(rnd.epochs):
+            if done:
+                optimizer.load_state_dict(resume["optimizer"])
+            for epoch_in_round in range(done + 1, rnd.epochs + 1):
                 model.train()
                 perm = torch.randperm(n, generator=shuffle).to(dev)
                 x, l, y = ids[perm], lengths[perm], labels[perm]  # one gather, then views
@@ -153,12 +185,87 @@ def train_model(
                 row = {"epoch": len(history) + 1, "round": round_no, "lr": rnd.lr, "train_loss": sum_loss / n}
                 row.update(_evaluate(model, valid, bs, num_classes))
                 history.append(row)
+                if checkpoint is not None:
+                    _save_checkpoint(checkpoint, {
+                        "format": CHECKPOINT_FORMAT, "run": run_id, "round": round_no, "round_epochs": epoch_in_round,
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history,
+                        "torch_rng": torch.get_rng_state(), "shuffle_rng": shuffle.get_state(),
+                        "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+                    })
                 if on_epoch is not None:
                     on_epoch(row)
         state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         return state, history
     finally:
         torch.set_num_threads(previous_threads)
+
+
+CHECKPOINT_FORMAT = "reviewlstm-train-checkpoint/1"
+
+
+def run_fingerprint(cfg: ModelConfig, train: Split, valid: Split, vocab_size: int, seed: int,
+                    embeddings: np.ndarray | None, num_classes: int, device: torch.device) -> str:
+    """What makes two train_model calls the same run: config, data, seed, sizes, device type."""
+    h = hashlib.sha256(json.dumps({"cfg": cfg.model_dump(mode="json"), "seed": seed, "vocab_size": vocab_size,
+                                   "num_classes": num_classes, "device": device.type}, sort_keys=True).encode())
+    for array in (train.ids, train.lengths, train.labels, valid.ids, valid.lengths, valid.labels,
+                  *([] if embeddings is None else [embeddings])):
+        array = np.ascontiguousarray(array)
+        h.update(f"{array.dtype.str}{array.shape}".encode())
+        h.update(memoryview(array).cast("B"))
+    return h.hexdigest()
+
+
+def checkpoint_epochs(path: str | Path) -> int | None:
+    """Epochs a checkpoint file holds (None: no readable checkpoint), whichever run it is of."""
+    state = read_checkpoint(Path(path), None)
+    return None if state is None else len(state["history"])
+
+
+def read_checkpoint(path: Path, run_id: str | None) -> dict | None:
+    """The checkpoint at `path` if it is a readable one of this run (any run when run_id is None).
+
+    Loaded with weights_only=True: tensors and plain data only, never code.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        return None
+    except Exception:  # truncated or foreign: only an optimisation, so start over
+        return None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        return None
+    if run_id is not None and state.get("run") != run_id:
+        return None
+    return state
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    """Write atomically: a temporary file beside it, fsynced, renamed over the previous one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:  # a file object: a full disk is an OSError naming ENOSPC
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_checkpoint(path: str | Path) -> None:
+    """Delete a checkpoint and the temporary files of saves that were cut short."""
+    path = Path(path)
+    for leftover in [path, *path.parent.glob(f".{path.name}.*.tmp")]:
+        leftover.unlink(missing_ok=True)
 
 
 def load_model(

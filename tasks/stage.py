@@ -12,6 +12,7 @@ from prefect.cache_policies import CachePolicy
 
 from reviewlstm.fingerprint import stage_key
 from reviewlstm.storage import Output, stage_output
+from tasks.locks import LOCKS
 
 # stage -> modules whose source is part of its key (the task module itself included)
 MODULES: dict[str, tuple[str, ...]] = {}
@@ -33,7 +34,8 @@ class StageCache(CachePolicy):
     """Reuse a stage's output while its inputs' content, parameters and library code match.
 
     Prefect's TASK_SOURCE sees only the task's own source; this also hashes the library modules
-    the stage calls.
+    the stage calls. Isolation is SERIALIZABLE: a run that finds another run computing the same
+    key waits for it to finish and reuses its record, so concurrent runs compute a stage once.
     """
 
     stage: str = ""
@@ -51,7 +53,8 @@ def stage_task(stage: str, *modules: str) -> Callable:
         return task(
             fn,
             name=stage,
-            cache_policy=StageCache(stage=stage, modules=MODULES[stage]),
+            cache_policy=StageCache(stage=stage, modules=MODULES[stage], isolation_level="SERIALIZABLE",
+                                    lock_manager=LOCKS),
             persist_result=True,
             result_serializer="json",
             cache_result_in_memory=False,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from reviewlstm.config import ModelConfig, TrainConfig
 from reviewlstm.encode import to_split
-from reviewlstm.storage import Record, file_of
-from tasks.stage import output, stage_task
+from reviewlstm.storage import LAYERS, Record, file_of
+from tasks.stage import folder_key, output, stage_task
 
 NUM_CLASSES = 5
 
@@ -40,23 +41,40 @@ class Progress:
 @stage_task("train", "reviewlstm.models", "reviewlstm.train", "reviewlstm.metrics", "reviewlstm.encode")
 def train(encoded: Record, vocab: Record, glove: Record | None, name: str, cfg: ModelConfig,
           trainer: TrainConfig, data_dir: str) -> Record:
-    """Train one variant on the training split, validating after every epoch."""
+    """Train one variant on the training split, validating after every epoch.
+
+    A run that was killed mid-training continues from its last finished epoch: the checkpoint
+    lives beside the layer's outputs under the stage's key, and goes once the model is stored.
+    """
     import torch
+    from prefect import get_run_logger
 
-    from reviewlstm.train import train_model
+    from reviewlstm.train import checkpoint_epochs, remove_checkpoint, train_model
 
-    with output("train", data_dir, encoded=encoded, vocab=vocab, glove=glove, name=name, cfg=cfg, trainer=trainer) as out:
+    inputs = dict(encoded=encoded, vocab=vocab, glove=glove, name=name, cfg=cfg, trainer=trainer)
+    checkpoint = checkpoint_path(data_dir, folder_key("train", inputs))
+    with output("train", data_dir, **inputs) as out:
         table = pl.read_parquet(file_of(encoded, "encoded.parquet"))
         embeddings = np.load(file_of(glove, "embeddings.npy")) if glove else None
         vocab_size = vocab["figures"]["vocab_size"]
+        if done := checkpoint_epochs(checkpoint):
+            get_run_logger().info("train[%s]: resuming from the checkpoint after epoch %d of %d (%s)",
+                                  name, done, cfg.epochs, checkpoint)
         state, history = train_model(
             cfg, to_split(table, "train"), to_split(table, "valid"), vocab_size,
             seed=trainer.seed, threads=trainer.threads, embeddings=embeddings, num_classes=NUM_CLASSES,
-            device=trainer.device, on_epoch=Progress(name, cfg.epochs),
+            device=trainer.device, on_epoch=Progress(name, cfg.epochs), checkpoint=checkpoint,
         )
-        torch.save(state, out.path("model.pt"))
+        with open(out.path("model.pt"), "wb") as f:  # a file object: a full disk is an OSError naming ENOSPC
+            torch.save(state, f)
         out.json("model.json", {"name": name, "config": cfg.model_dump(mode="json"), "vocab_digest": vocab["digest"],
                                 "vocab_size": vocab_size, "num_classes": NUM_CLASSES, "history": history})
         last = history[-1] if history else {}
         out.figures = {k: round(v, 4) for k, v in last.items() if k in ("accuracy", "rmse", "train_loss")}
+    remove_checkpoint(checkpoint)  # the model is published: nothing left to resume
     return out.record
+
+
+def checkpoint_path(data_dir: str, key: str) -> Path:
+    """Where training under this stage key keeps its per-epoch checkpoint."""
+    return Path(data_dir).resolve() / LAYERS["train"] / ".checkpoints" / f"{key}.pt"
