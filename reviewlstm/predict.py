@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from reviewlstm.config import CleanConfig, ModelConfig, PipelineConfig, Tokenize
 from reviewlstm.encode import encode_tokens
 from reviewlstm.errors import InputError
 from reviewlstm.fingerprint import dir_digest
+from reviewlstm.storage import atomic_file
 
 PREPROCESS = "preprocess.json"
 VOCAB = "vocab.parquet"
@@ -241,19 +241,11 @@ def write_table(table: pl.DataFrame, path: str | Path) -> Path:
     fmt = output_format(path)
     if not path.parent.is_dir():
         raise InputError(f"{path}: folder {path.parent} does not exist; expected an existing folder")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if fmt == "parquet":
-                table.write_parquet(f)
-            else:
-                table.write_csv(f, separator="\t" if fmt == "tsv" else ",")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as f:
+        if fmt == "parquet":
+            table.write_parquet(f)
+        else:
+            table.write_csv(f, separator="\t" if fmt == "tsv" else ",")
     return path
 
 

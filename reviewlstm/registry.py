@@ -29,6 +29,7 @@ import numpy as np
 
 from reviewlstm.errors import InputError
 from reviewlstm.predict import PREPROCESS, Preprocess
+from reviewlstm.storage import atomic_file, fsync_tree
 
 REGISTRY = "registry.json"
 LOCK = ".registry.lock"
@@ -135,17 +136,8 @@ def locked(data_dir: str | Path) -> Iterator[None]:
 
 def save(data_dir: str | Path, reg: dict[str, Any]) -> None:
     """Write the registry atomically: a temporary file, fsynced, renamed over the old one."""
-    path = registry_path(data_dir)
-    fd, tmp = tempfile.mkstemp(prefix=f".{REGISTRY}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(reg, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(registry_path(data_dir), "w") as f:
+        json.dump(reg, f, indent=1, sort_keys=True)
 
 
 def write_bundle(data_dir: str | Path, model_id: str, model_dir: Path, vocab_dir: Path, prep: Preprocess) -> Path:
@@ -161,12 +153,7 @@ def write_bundle(data_dir: str | Path, model_id: str, model_dir: Path, vocab_dir
             if f.is_file() and f.name != "record.json":
                 shutil.copy2(f, tmp / "vocab" / f.name)
         (tmp / PREPROCESS).write_text(prep.model_dump_json(indent=1))
-        for f in [*tmp.rglob("*"), tmp]:
-            fd = os.open(f, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        fsync_tree(tmp)
         if final.exists():  # a leftover of a crash between this rename and the registry write
             shutil.rmtree(final)
         os.rename(tmp, final)

@@ -17,7 +17,7 @@ import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
 import numpy as np
 import polars as pl
@@ -62,13 +62,35 @@ def verify(record: Record) -> bool:
     return folder.is_dir() and dir_digest(folder, skip=[RECORD]) == record["digest"]
 
 
-def _fsync_tree(root: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a folder's entry to disk (a folder: so a rename in it survives a crash)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
     for path in [*root.rglob("*"), root]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(path)
+
+
+@contextmanager
+def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Write `path` all or nothing: a temporary file beside it, fsynced, renamed over it."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_path(path.parent)
 
 
 class Output:
@@ -133,7 +155,7 @@ def stage_output(data_dir: str | Path, stage: str, key: str) -> Iterator[Output]
         yield out
         record = {"stage": stage, "key": key, "path": str(final), "digest": dir_digest(tmp), "figures": out.figures}
         out.json(RECORD, record)
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         out.record = _publish(tmp, final, record)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -155,9 +177,5 @@ def _publish(tmp: Path, final: Path, record: Record) -> Record:
         if existing is not None and verify(existing):
             return existing
         raise
-    fd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(final.parent)
     return record

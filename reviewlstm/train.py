@@ -30,6 +30,7 @@ from reviewlstm.encode import Split
 from reviewlstm.errors import InputError
 from reviewlstm.metrics import classification_metrics, regression_metrics
 from reviewlstm.models import ReviewLSTM, build_model
+from reviewlstm.storage import atomic_file
 
 
 def resolve_device(device: str) -> torch.device:
@@ -242,23 +243,9 @@ def read_checkpoint(path: Path, run_id: str | None) -> dict | None:
 
 def _save_checkpoint(path: Path, state: dict) -> None:
     """Write atomically: a temporary file beside it, fsynced, renamed over the previous one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:  # a file object: a full disk is an OSError naming ENOSPC
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as f:  # a file object: a full disk is an OSError naming ENOSPC
+        torch.save(state, f)
 
 
 def remove_checkpoint(path: str | Path) -> None:
