@@ -69,7 +69,7 @@ def plan(cfg: PipelineConfig, until: str = STAGES[-1]) -> list[Step]:
         upstream = {"encoded": "encode", "vocab": "prune"}
         if variant.embeddings != "learned":
             upstream["glove"] = "glove"
-        params = {"name": name, "cfg": variant, "trainer": cfg.train}
+        params = {"name": name, "cfg": variant, "trainer": cfg.train, "num_classes": cfg.ingest.num_classes}
         steps.append(Step(f"train[{name}]", "train", train, upstream, params if "glove" in upstream else {**params, "glove": None}))
     if cfg.variants:
         models = {name: f"train[{name}]" for name in cfg.variants}

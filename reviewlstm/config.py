@@ -25,6 +25,11 @@ class IngestConfig(_Section):
     label_min: int = 1
     label_max: int = 5
 
+    @property
+    def num_classes(self) -> int:
+        """Ratings label_min..label_max are the classes 0..num_classes-1 of the models."""
+        return self.label_max - self.label_min + 1
+
 
 class CleanConfig(_Section):
     """The study's cleaning rules, each one switchable."""

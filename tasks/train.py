@@ -13,7 +13,6 @@ from reviewlstm.encode import to_split
 from reviewlstm.storage import LAYERS, Record, file_of
 from tasks.stage import folder_key, output, stage_task
 
-NUM_CLASSES = 5
 
 
 class Progress:
@@ -40,7 +39,7 @@ class Progress:
 
 @stage_task("train", "reviewlstm.models", "reviewlstm.train", "reviewlstm.metrics", "reviewlstm.encode")
 def train(encoded: Record, vocab: Record, glove: Record | None, name: str, cfg: ModelConfig,
-          trainer: TrainConfig, data_dir: str) -> Record:
+          trainer: TrainConfig, num_classes: int, data_dir: str) -> Record:
     """Train one variant on the training split, validating after every epoch.
 
     A run that was killed mid-training continues from its last finished epoch: the checkpoint
@@ -51,7 +50,8 @@ def train(encoded: Record, vocab: Record, glove: Record | None, name: str, cfg: 
 
     from reviewlstm.train import checkpoint_epochs, remove_checkpoint, train_model
 
-    inputs = dict(encoded=encoded, vocab=vocab, glove=glove, name=name, cfg=cfg, trainer=trainer)
+    inputs = dict(encoded=encoded, vocab=vocab, glove=glove, name=name, cfg=cfg, trainer=trainer,
+                  num_classes=num_classes)
     checkpoint = checkpoint_path(data_dir, folder_key("train", inputs))
     with output("train", data_dir, **inputs) as out:
         table = pl.read_parquet(file_of(encoded, "encoded.parquet"))
@@ -62,13 +62,13 @@ def train(encoded: Record, vocab: Record, glove: Record | None, name: str, cfg: 
                                   name, done, cfg.epochs, checkpoint)
         state, history = train_model(
             cfg, to_split(table, "train"), to_split(table, "valid"), vocab_size,
-            seed=trainer.seed, threads=trainer.threads, embeddings=embeddings, num_classes=NUM_CLASSES,
+            seed=trainer.seed, threads=trainer.threads, embeddings=embeddings, num_classes=num_classes,
             device=trainer.device, on_epoch=Progress(name, cfg.epochs), checkpoint=checkpoint,
         )
         with open(out.path("model.pt"), "wb") as f:  # a file object: a full disk is an OSError naming ENOSPC
             torch.save(state, f)
         out.json("model.json", {"name": name, "config": cfg.model_dump(mode="json"), "vocab_digest": vocab["digest"],
-                                "vocab_size": vocab_size, "num_classes": NUM_CLASSES, "history": history})
+                                "vocab_size": vocab_size, "num_classes": num_classes, "history": history})
         last = history[-1] if history else {}
         out.figures = {k: round(v, 4) for k, v in last.items() if k in ("accuracy", "rmse", "train_loss")}
     remove_checkpoint(checkpoint)  # the model is published: nothing left to resume
