@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,6 +43,9 @@ def finish(seed: int, proc: subprocess.Popen, started: float, out_dir: Path) -> 
         sys.exit(f"seed {seed} failed:\n{stderr[-3000:]}")
     summary = json.loads(stdout)
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    # the largest resident set of any process this script has waited for so far (the run, or
+    # the Prefect server it started): with runs one after another, a bound on each run's peak
+    summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
     (out_dir / f"article_seed{seed}.json").write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -63,7 +67,7 @@ def main() -> None:
     else:
         runs = {seed: finish(seed, *start(seed, args), out_dir) for seed in args.seeds}
     for seed, s in runs.items():
-        print(f"seed {seed}: {s['wall_seconds']} s, " + ", ".join(f"{x['stage']}={x['status']}" for x in s["stages"]), flush=True)
+        print(f"seed {seed}: {s['wall_seconds']} s, peak RSS {s['peak_rss_mb']} MB, " + ", ".join(f"{x['stage']}={x['status']}" for x in s["stages"]), flush=True)
     variants = list(next(iter(runs.values()))["metrics"])
     table = {}
     for v in variants:
@@ -78,6 +82,8 @@ def main() -> None:
     command = ["python", "bench/article_seeds.py", "--seeds", *map(str, args.seeds)]
     command += ["--parallel"] * args.parallel + [x for kv in args.set for x in ("--set", kv)]
     result = {"command": " ".join(command),
+              "peak_rss_mb": max(s["peak_rss_mb"] for s in runs.values()),
+              "wall_seconds": {seed: s["wall_seconds"] for seed, s in runs.items()},
               "profile": args.profile, "seeds": args.seeds, "cores": len(os.sched_getaffinity(0)), "variants": table}
     Path(args.out).write_text(json.dumps(result, indent=1))
 

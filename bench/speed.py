@@ -53,7 +53,8 @@ from reviewlstm import ingest, text, vocab  # noqa: E402
 from reviewlstm.config import Round, article  # noqa: E402
 from reviewlstm.encode import Split  # noqa: E402
 from reviewlstm.models import ReviewLSTM, build_model  # noqa: E402
-from reviewlstm.train import _cores, _evaluate, train_model  # noqa: E402
+from reviewlstm.cores import available_cores as _cores  # noqa: E402
+from reviewlstm.train import _evaluate, train_model  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "womens_clothing_reviews.csv"
 ARTICLE_EPOCHS = {name: v.epochs for name, v in article().variants.items()}

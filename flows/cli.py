@@ -34,15 +34,63 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="also print Prefect's run logs")
 
 
+def _runner(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task-runner", choices=["threads", "dask"], default="threads",
+                   help="where the variants train: threads of this process, each training in a child "
+                        "process (default), or a Dask cluster (needs the `dask` extra)")
+    p.add_argument("--dask-address", metavar="ADDRESS",
+                   help="a running Dask scheduler (tcp://host:8786); implies --task-runner dask. Without it, "
+                        "dask starts a local cluster of one single-threaded worker per core")
+
+
+def task_runner(kind: str, address: str | None) -> Any:
+    """The flow's task runner for the train tasks; None keeps the flow's own (threads)."""
+    if kind == "threads" and not address:
+        return None
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        raise InputError("--task-runner dask needs prefect-dask; expected it installed "
+                         "(pip install 'reviewlstm[dask]')") from None
+    if address:
+        _check_scheduler(address)
+        return DaskTaskRunner(address=address)
+    from reviewlstm.cores import available_cores
+
+    return DaskTaskRunner(cluster_kwargs={"n_workers": available_cores(), "threads_per_worker": 1,
+                                          "processes": True, "dashboard_address": None})
+
+
+def _check_scheduler(address: str) -> None:
+    """A scheduler that does not answer is one line at once, not a 30 s timeout inside Dask."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = parts.hostname, parts.port or 8786
+    except ValueError:
+        host = port = None
+    if not host:
+        raise InputError(f"--dask-address {address!r}: expected tcp://HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as e:
+        raise InputError(f"--dask-address {address}: no Dask scheduler answers ({e.strerror or e}); "
+                         "expected a running `dask scheduler`") from None
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="reviewlstm", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the pipeline (cached stages are reused)")
     _common(run)
     run.add_argument("--until", choices=STAGE_NAMES, default=STAGE_NAMES[-1], help="last stage to run")
+    _runner(run)
     stage = sub.add_parser("stage", help="run one stage now; its inputs come from cache or are computed")
     stage.add_argument("name", choices=STAGE_NAMES)
     _common(stage)
+    _runner(stage)
     status = sub.add_parser("status", help="list each stage as fresh or stale, running nothing")
     _common(status)
     predict = sub.add_parser("predict", help="ratings for review texts or a file of reviews, from the champion or a variant")
@@ -142,7 +190,9 @@ def cmd_run(args: argparse.Namespace, until: str, force: list[str]) -> int:
         _quiet_prefect_console()
 
     # `stage` runs one stage; `run` also promotes the best variant after evaluate
-    summary = pipeline(raw=args.raw, data_dir=args.data_dir, config=cfg, until=until, force=force,
+    runner = task_runner(args.task_runner, args.dask_address)
+    flow = pipeline.with_options(task_runner=runner) if runner is not None else pipeline
+    summary = flow(raw=args.raw, data_dir=args.data_dir, config=cfg, until=until, force=force,
                        promote=args.command == "run")
     print(json.dumps(summary, indent=1) if args.json else render(summary))
     return 0

@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture, as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
 
-from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, only_variants, profile as named_profile
+from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, TrainConfig, only_variants, profile as named_profile
+from reviewlstm.cores import available_cores
 from reviewlstm.errors import InputError
 from reviewlstm.paths import find_raw, glove_record, raw_record
 from reviewlstm.storage import Record, verify
@@ -69,7 +72,7 @@ def plan(cfg: PipelineConfig, until: str = STAGES[-1]) -> list[Step]:
         upstream = {"encoded": "encode", "vocab": "prune"}
         if variant.embeddings != "learned":
             upstream["glove"] = "glove"
-        params = {"name": name, "cfg": variant, "trainer": cfg.train, "num_classes": cfg.ingest.num_classes}
+        params = {"name": name, "cfg": variant, "trainer": trainer_for(cfg), "num_classes": cfg.ingest.num_classes}
         steps.append(Step(f"train[{name}]", "train", train, upstream, params if "glove" in upstream else {**params, "glove": None}))
     if cfg.variants:
         models = {name: f"train[{name}]" for name in cfg.variants}
@@ -78,6 +81,18 @@ def plan(cfg: PipelineConfig, until: str = STAGES[-1]) -> list[Step]:
     if until not in order:
         raise InputError(f"stage {until!r} is not part of this configuration; its stages: {', '.join(order)}")
     return [s for s in steps if order.index(s.stage) <= order.index(until)]
+
+
+def parallel_trains(cfg: PipelineConfig) -> int:
+    """How many variants train at the same time: the setting, else one per core."""
+    return max(1, min(cfg.train.parallel or available_cores(), len(cfg.variants) or 1))
+
+
+def trainer_for(cfg: PipelineConfig) -> TrainConfig:
+    """The train settings each variant gets: threads resolved, so that a cache key names the
+    thread count that trained (float sums, and so results, may depend on it)."""
+    threads = cfg.train.threads or max(1, available_cores() // parallel_trains(cfg))
+    return cfg.train.model_copy(update={"threads": threads, "parallel": None})
 
 
 def sources(raw: str | None, data_dir: str, cfg: PipelineConfig) -> dict[str, Record]:
@@ -89,7 +104,7 @@ def resolve_config(profile: str, config: PipelineConfig | None) -> PipelineConfi
     return config if config is not None else named_profile(profile)
 
 
-@flow(name="reviewlstm-pipeline", log_prints=True)
+@flow(name="reviewlstm-pipeline", log_prints=True, task_runner=ThreadPoolTaskRunner())
 def pipeline(
     raw: str | None = None,
     data_dir: str = "data",
@@ -112,11 +127,19 @@ def pipeline(
     steps = plan(cfg, until)
     records = sources(raw, data_dir, cfg)
     runs = []
-    for step in steps:
-        started = time.perf_counter()
-        records[step.name], status = _execute(step, step.inputs(records, data_dir), step.stage in (force or ()))
+
+    def done(step: Step, record: Record, status: str, started: float) -> None:
+        records[step.name] = record
         runs.append({"stage": step.name, "status": status, "seconds": round(time.perf_counter() - started, 3),
-                     "output": records[step.name]["path"]})
+                     "output": record["path"]})
+
+    trains = [s for s in steps if s.stage == "train"]  # consecutive in the plan
+    for step in steps:
+        if step.stage != "train":
+            started = time.perf_counter()
+            done(step, *_execute(step, step.inputs(records, data_dir), step.stage in (force or ())), started)
+        elif step is trains[0]:  # every variant at once, through the flow's task runner
+            _execute_concurrently(trains, records, data_dir, "train" in (force or ()), parallel_trains(cfg), done)
     get_run_logger().info("stages: %s", ", ".join(f"{r['stage']}={r['status']}" for r in runs))
     summary = {
         "profile": cfg.profile,
@@ -136,7 +159,40 @@ def pipeline(
 def _execute(step: Step, inputs: dict[str, Any], force: bool) -> tuple[Record, str]:
     """Run or reuse one step; a cached record whose folder no longer matches is rebuilt."""
     task = step.task.with_options(refresh_cache=True) if force else step.task
-    state = task(**inputs, return_state=True)
+    return _settle(step, inputs, task(**inputs, return_state=True))
+
+
+def _execute_concurrently(steps: list[Step], records: dict[str, Record], data_dir: str, force: bool,
+                          parallel: int, done: Any) -> None:
+    """Submit the steps to the flow's task runner, at most `parallel` at a time; all of them
+    finish (or fail) before the first failure is raised."""
+    waiting, running = list(steps), {}
+    settled: list[tuple[Step, float, Any]] = []
+    while waiting or running:
+        while waiting and len(running) < parallel:
+            step = waiting.pop(0)
+            inputs = step.inputs(records, data_dir)
+            task = step.task.with_options(refresh_cache=True) if force else step.task
+            running[task.submit(**inputs)] = (step, inputs, time.perf_counter())
+        future: PrefectFuture = next(as_completed(list(running)))
+        step, inputs, started = running.pop(future)
+        settled.append((step, started, _outcome(step, inputs, future)))
+    for step, started, outcome in sorted(settled, key=lambda x: steps.index(x[0])):
+        if isinstance(outcome, BaseException):
+            raise outcome
+        done(step, *outcome, started)
+
+
+def _outcome(step: Step, inputs: dict[str, Any], future: PrefectFuture) -> tuple[Record, str] | BaseException:
+    try:
+        future.wait()  # sets the final state (as_completed only says the run has ended)
+        return _settle(step, inputs, future.state)
+    except Exception as exc:
+        return exc
+
+
+def _settle(step: Step, inputs: dict[str, Any], state: Any) -> tuple[Record, str]:
+    """A finished task's record; a cached one whose folder no longer matches is rebuilt."""
     record = state.result()
     if state.name != "Cached":
         return record, "ran"

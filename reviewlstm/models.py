@@ -1,10 +1,15 @@
-"""The study's LSTM rating models: one module for its four variants.
+"""The LSTM rating models: the study's four variants and the project's own, in one module.
 
-ids -> Embedding -> Dropout -> LSTM -> Linear on the last hidden state. What varies:
-- length="fixed": the hidden state after all max_len steps, padding included (the study's model);
-  length="variable": the hidden state at each review's true length.
+ids -> Embedding -> Dropout -> LSTM -> features -> Linear. What varies:
+- length="fixed": every review is max_len steps long, padding included (the study's model);
+  length="variable": a review ends at its true length.
+- pooling="last": the features are the LSTM state where the review ends (the study);
+  max/mean/max_mean: pooled over the review's steps, so an early word is not forgotten.
+- bidirectional: a second LSTM reads each review reversed within its true length, so it too
+  starts at a word and not at padding (the packed-sequence result, without packing).
 - head="classify": one logit per class; head="regress": one number, the rating 0..4.
 - embeddings: learned from scratch, or GloVe vectors copied in, frozen or fine-tuned.
+With the defaults the modules, parameters and random draws are exactly the study's.
 """
 
 from __future__ import annotations
@@ -24,29 +29,65 @@ class ReviewLSTM(nn.Module):
         super().__init__()
         self.variable = cfg.length == "variable"
         self.regress = cfg.head == "regress"
+        self.pooling = cfg.pooling
+        self.trim = cfg.bucket  # reads no step past a review's length: batches may be cut there
         # padding_idx: the padding row starts at zero and never receives a gradient
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=PAD)
         self.dropout = nn.Dropout(cfg.dropout)
         self.lstm = nn.LSTM(cfg.embedding_dim, cfg.hidden_dim, num_layers=cfg.num_layers, batch_first=True)
-        self.head = nn.Linear(cfg.hidden_dim, 1 if self.regress else num_classes)
+        # Created only when used: the study's variants keep their parameters and random draws.
+        self.lstm_back = (nn.LSTM(cfg.embedding_dim, cfg.hidden_dim, num_layers=cfg.num_layers, batch_first=True)
+                          if cfg.bidirectional else None)
+        self.head_dropout = nn.Dropout(cfg.head_dropout) if cfg.head_dropout > 0 else None
+        width = cfg.hidden_dim * (2 if cfg.bidirectional else 1) * (2 if cfg.pooling == "max_mean" else 1)
+        self.head = nn.Linear(width, 1 if self.regress else num_classes)
         # frozen GloVe: fixed here too, so a model rebuilt by load_model trains the same way
         self.embedding.weight.requires_grad_(cfg.embeddings != "glove_frozen")
 
     def last_hidden(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(B, T) ids -> (B, hidden) state of the top LSTM layer where each review ends."""
+        """(B, T) ids -> (B, features): what the head reads."""
         x = self.dropout(self.embedding(ids))  # (B, T, E)
         out, (ht, _) = self.lstm(x)  # out: (B, T, H), top layer at every step
-        if not self.variable:
-            return ht[-1]  # after all T steps, padding included
-        # The study packed the batch (pack_padded_sequence), which oneDNN cannot run, so on CPU
-        # it is several times slower. With post-padding, a unidirectional LSTM's output at step
-        # length-1 has not seen any padding yet: it is exactly the packed final state.
-        last = lengths.clamp(1, ids.shape[1]).to(out.device) - 1
-        return out[torch.arange(len(ids), device=out.device), last]
+        if self.pooling == "last" and self.lstm_back is None:
+            if not self.variable:
+                return ht[-1]  # after all T steps, padding included
+            # The study packed the batch (pack_padded_sequence), which oneDNN cannot run, so on
+            # CPU it is several times slower. With post-padding, a unidirectional LSTM's output at
+            # step length-1 has not seen any padding yet: it is exactly the packed final state.
+            last = lengths.clamp(1, ids.shape[1]).to(out.device) - 1
+            return out[torch.arange(len(ids), device=out.device), last]
+        return self._features(x, out, lengths)
+
+    def _features(self, x: torch.Tensor, out: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Bidirectional and pooled features; a fixed-length model's reviews are T steps long."""
+        batch, steps = x.shape[:2]
+        t = torch.arange(steps, device=x.device)
+        n = lengths.to(x.device).clamp(1, steps) if self.variable else torch.full((batch,), steps, device=x.device)
+        outs = [out]
+        if self.lstm_back is not None:
+            # step t of the reversed review holds word n-1-t; the padding stays behind the text
+            rev = torch.where(t < n[:, None], n[:, None] - 1 - t, t)
+            back, _ = self.lstm_back(x.gather(1, rev[:, :, None].expand_as(x)))
+            outs.append(back)
+        if self.pooling == "last":
+            rows = torch.arange(batch, device=x.device)
+            return torch.cat([o[rows, n - 1] for o in outs], -1)
+        # pooling is order-free, so the reversed direction needs no un-reversing
+        inside = (t < n[:, None])[:, :, None]  # (B, T, 1)
+        pooled = []
+        for o in outs:
+            if self.pooling in ("max", "max_mean"):
+                pooled.append(o.masked_fill(~inside, float("-inf")).amax(1))
+            if self.pooling in ("mean", "max_mean"):
+                pooled.append((o * inside).sum(1) / n[:, None])
+        return torch.cat(pooled, -1)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits (B, C), or the predicted rating (B,) for the regression head."""
-        y = self.head(self.last_hidden(ids, lengths))
+        h = self.last_hidden(ids, lengths)
+        if self.head_dropout is not None:
+            h = self.head_dropout(h)
+        y = self.head(h)
         return y.squeeze(-1) if self.regress else y
 
 

@@ -13,7 +13,6 @@ A champion bundle (see `reviewlstm.registry`) holds all three: `model.pt`, `mode
 from __future__ import annotations
 
 import json
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reviewlstm import text
 from reviewlstm.config import CleanConfig, ModelConfig, PipelineConfig, TokenizeConfig
+from reviewlstm.cores import available_cores
 from reviewlstm.encode import encode_tokens
 from reviewlstm.errors import InputError
 from reviewlstm.fingerprint import dir_digest
@@ -100,7 +100,7 @@ class Predictor:
         # The model gets every core but the one this thread preprocesses on. Each torch call of
         # the model thread needs the GIL, which pure-Python tokenizing holds for up to the switch
         # interval (5 ms by default): a shorter one keeps the model from waiting.
-        torch.set_num_threads(max(1, _cores() - 1))
+        torch.set_num_threads(max(1, available_cores() - 1))
         sys.setswitchinterval(0.0005)
         try:
             with ThreadPoolExecutor(max_workers=1) as pool:
@@ -115,13 +115,6 @@ class Predictor:
 
     def predict(self, texts: list[str], batch_size: int = BATCH) -> Prediction:
         return to_ratings(self.scores(texts, batch_size), self.regress, self.num_classes, self.prep.label_min)
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def to_ratings(scores: np.ndarray, regress: bool, num_classes: int, label_min: int) -> Prediction:

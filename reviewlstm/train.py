@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reviewlstm.config import ModelConfig
+from reviewlstm.cores import available_cores
 from reviewlstm.encode import Split
 from reviewlstm.errors import InputError
 from reviewlstm.metrics import classification_metrics, regression_metrics
@@ -38,14 +38,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(device)
-
-
-def _cores() -> int:
-    """The cores this process may use (a container's or taskset's limit, not the machine's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def _check_split(split: Split, name: str, vocab_size: int, num_classes: int) -> None:
@@ -69,12 +61,21 @@ def _outputs(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, batch_s
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    # a bucketing model reads only true lengths: sorted rows, each batch cut at its longest
+    order = torch.argsort(lengths, stable=True) if getattr(model, "trim", False) else None
+    if order is not None:
+        ids, lengths = ids[order], lengths[order]
     with torch.inference_mode():
-        out = torch.cat([
-            model(ids[i : i + batch_size].to(device), lengths[i : i + batch_size].to(device))
-            for i in range(0, len(ids), batch_size)
-        ])
+        parts = []
+        for i in range(0, len(ids), batch_size):
+            x, n = ids[i : i + batch_size], lengths[i : i + batch_size]
+            if order is not None:
+                x = x[:, : max(int(n.max()), 1)]
+            parts.append(model(x.to(device), n.to(device)))
+        out = torch.cat(parts)
     model.train(was_training)
+    if order is not None:
+        out = out[torch.argsort(order)]
     return out.float().cpu()
 
 
@@ -94,16 +95,23 @@ def predict_proba(
     return (out if out.ndim == 1 else out.softmax(-1)).numpy()
 
 
-def _loss(out: torch.Tensor, target: torch.Tensor, regress: bool) -> torch.Tensor:
+def _loss(out: torch.Tensor, target: torch.Tensor, regress: bool, expected_weight: float = 0.0) -> torch.Tensor:
     # regression: MSE against the class index as a float rating 0..4, as in the study
-    return F.mse_loss(out, target.float()) if regress else F.cross_entropy(out, target)
+    if regress:
+        return F.mse_loss(out, target.float())
+    loss = F.cross_entropy(out, target)
+    if expected_weight:  # RMSE is measured on the expected rating: train it too
+        expected = out.softmax(-1) @ torch.arange(out.shape[-1], dtype=out.dtype, device=out.device)
+        loss = loss + expected_weight * F.mse_loss(expected, target.to(out.dtype))
+    return loss
 
 
-def _evaluate(model: ReviewLSTM, split: Split, batch_size: int, num_classes: int) -> dict[str, float]:
+def _evaluate(model: ReviewLSTM, split: Split, batch_size: int, num_classes: int,
+              expected_weight: float = 0.0) -> dict[str, float]:
     """Validation loss and metrics (scalars only: the confusion matrix is left to evaluation)."""
     out = _outputs(model, torch.from_numpy(split.ids), torch.from_numpy(split.lengths), batch_size)
     labels = torch.from_numpy(split.labels)
-    row = {"valid_loss": _loss(out, labels, model.regress).item()}
+    row = {"valid_loss": _loss(out, labels, model.regress, expected_weight).item()}
     if model.regress:
         metrics = regression_metrics(split.labels, out.numpy(), 0, num_classes - 1)
     else:
@@ -132,6 +140,11 @@ def train_model(
     sample over the epoch, the study's sum_loss/total), valid_loss and the validation metrics.
     Same seed, threads and device -> the same history and weights, bit for bit, on CPU.
 
+    With cfg.holdout > 0, that fraction of the training rows (drawn with the seed) is not trained
+    on: after every epoch its loss decides when to stop (cfg.patience epochs without a new best),
+    and the returned weights are the best epoch's, marked "kept" in the history. The validation
+    split is only ever reported on.
+
     `checkpoint`: a file written after every epoch; when it holds an earlier, interrupted call of
     the same run, training continues from its last epoch (on_epoch is called for the new epochs
     only). A checkpoint of another run, or one that cannot be read, is ignored and overwritten.
@@ -140,15 +153,17 @@ def train_model(
     for split, name in ((train, "training"), (valid, "validation")):
         _check_split(split, name, vocab_size, num_classes)
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads or _cores())
+    torch.set_num_threads(threads or available_cores())
     try:
         dev = resolve_device(device)
         torch.manual_seed(seed)  # initial weights and dropout masks
         shuffle = torch.Generator().manual_seed(seed)
         model = build_model(cfg, vocab_size, num_classes, embeddings).to(dev)
+        train, holdout = _hold_out(train, cfg.holdout, seed)
         ids, lengths = torch.from_numpy(train.ids).to(dev), torch.from_numpy(train.lengths).to(dev)
         labels = torch.from_numpy(train.labels).to(dev)
-        n, bs = len(train), cfg.batch_size
+        n, bs, weight = len(train), cfg.batch_size, cfg.expected_weight
+        best = {"loss": float("inf"), "epoch": 0, "state": None}  # early stopping's best epoch
         params = [p for p in model.parameters() if p.requires_grad]
         history: list[dict] = []
         run_id = resume = None
@@ -162,6 +177,7 @@ def train_model(
             shuffle.set_state(resume["shuffle_rng"])
             if dev.type == "cuda" and resume.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(resume["cuda_rng"], dev)
+            best = resume.get("best") or best
         for round_no, rnd in enumerate(cfg.rounds, 1):
             done = 0  # epochs of this round already trained (by an interrupted call)
             if resume is not None:
@@ -173,18 +189,28 @@ def train_model(
             if done:
                 optimizer.load_state_dict(resume["optimizer"])
             for epoch_in_round in range(done + 1, rnd.epochs + 1):
+                if _stopped(best, history, cfg):
+                    break
                 model.train()
                 perm = torch.randperm(n, generator=shuffle).to(dev)
                 x, l, y = ids[perm], lengths[perm], labels[perm]  # one gather, then views
                 sum_loss = 0.0
-                for i in range(0, n, bs):
-                    loss = _loss(model(x[i : i + bs], l[i : i + bs]), y[i : i + bs], model.regress)
+                for batch in _batches(l, bs, cfg.bucket, shuffle):
+                    xb, lb, yb = x[batch], l[batch], y[batch]
+                    if cfg.bucket:  # similar lengths: cut the padding no review of the batch reaches
+                        xb = xb[:, : max(int(lb.max()), 1)]
+                    loss = _loss(model(xb, lb), yb, model.regress, weight)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
-                    sum_loss += loss.item() * len(y[i : i + bs])
+                    sum_loss += loss.item() * len(yb)
                 row = {"epoch": len(history) + 1, "round": round_no, "lr": rnd.lr, "train_loss": sum_loss / n}
-                row.update(_evaluate(model, valid, bs, num_classes))
+                if holdout is not None:
+                    row["holdout_loss"] = _evaluate(model, holdout, bs, num_classes, weight)["valid_loss"]
+                    if row["holdout_loss"] < best["loss"]:
+                        best = {"loss": row["holdout_loss"], "epoch": row["epoch"],
+                                "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+                row.update(_evaluate(model, valid, bs, num_classes, weight))
                 history.append(row)
                 if checkpoint is not None:
                     _save_checkpoint(checkpoint, {
@@ -192,13 +218,50 @@ def train_model(
                         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history,
                         "torch_rng": torch.get_rng_state(), "shuffle_rng": shuffle.get_state(),
                         "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+                        "best": best,
                     })
                 if on_epoch is not None:
                     on_epoch(row)
+        if best["state"] is not None:  # early stopping: the best held-out epoch, not the last
+            for row in history:
+                row["kept"] = row["epoch"] == best["epoch"]
+            return best["state"], history
         state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         return state, history
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def _hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
+    """(rows to train on, held-out rows for early stopping), drawn with the seed."""
+    if not fraction:
+        return train, None
+    order = np.random.default_rng(seed).permutation(len(train))
+    cut = int(round(len(train) * fraction))
+    if cut == 0 or cut == len(train):
+        raise InputError(f"holdout={fraction} of {len(train)} training rows leaves nothing to train or to hold out")
+    part = lambda rows: Split(train.ids[rows], train.lengths[rows], train.labels[rows])  # noqa: E731
+    return part(np.sort(order[cut:])), part(np.sort(order[:cut]))
+
+
+def _stopped(best: dict, history: list[dict], cfg: ModelConfig) -> bool:
+    """Early stopping: patience epochs have passed since the best held-out loss."""
+    return cfg.holdout > 0 and bool(history) and history[-1]["epoch"] - best["epoch"] >= cfg.patience
+
+
+def _batches(lengths: torch.Tensor, batch_size: int, bucket: bool, generator: torch.Generator) -> list:
+    """Row selections of one epoch over already shuffled rows: consecutive slices (the study);
+    with bucket, rows sorted by length within pools of 50 batches, the batches in random order."""
+    n = len(lengths)
+    if not bucket:
+        return [slice(i, i + batch_size) for i in range(0, n, batch_size)]
+    pool = 50 * batch_size
+    batches = []
+    for start in range(0, n, pool):
+        rows = start + torch.argsort(lengths[start : start + pool].cpu(), stable=True)
+        batches += list(rows.split(batch_size))
+    order = torch.randperm(len(batches), generator=generator)
+    return [batches[i].to(lengths.device) for i in order]
 
 
 CHECKPOINT_FORMAT = "reviewlstm-train-checkpoint/1"

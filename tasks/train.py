@@ -16,12 +16,16 @@ from tasks.stage import folder_key, output, stage_task
 
 
 class Progress:
-    """Training progress in the Prefect UI (a progress artifact) and on a terminal."""
+    """Training progress in the Prefect UI (a progress artifact) and on a terminal.
+
+    Variants train at the same time, so the terminal gets whole lines (one per tenth of the
+    epochs), not a bar redrawn in place that the others would overwrite.
+    """
 
     def __init__(self, name: str, epochs: int) -> None:
         from prefect.artifacts import create_progress_artifact
 
-        self.name, self.epochs = name, max(epochs, 1)
+        self.name, self.epochs, self.shown = name, max(epochs, 1), 0
         self.artifact = create_progress_artifact(0.0, key=f"train-{name.lower().replace('_', '-')}", description=f"training {name}")
         self.tty = sys.stderr.isatty()
 
@@ -30,14 +34,22 @@ class Progress:
 
         done = 100.0 * row["epoch"] / self.epochs
         update_progress_artifact(self.artifact, done)
-        if self.tty:
+        if self.tty and (int(done // 10) > self.shown or row["epoch"] == 1):
+            self.shown = int(done // 10)
             metric = f"acc {row['accuracy']:.3f}" if "macro_f1" in row and "rmse_expected" in row else f"rmse {row['rmse']:.3f}"
             bar = "#" * int(done // 5)
-            print(f"\r{self.name:>12} [{bar:<20}] {row['epoch']}/{self.epochs} loss {row['train_loss']:.3f} {metric}",
-                  end="" if row["epoch"] < self.epochs else "\n", file=sys.stderr, flush=True)
+            print(f"{self.name:>12} [{bar:<20}] {row['epoch']}/{self.epochs} loss {row['train_loss']:.3f} {metric}",
+                  file=sys.stderr, flush=True)
+
+    def finish(self) -> None:
+        """Early stopping ends before the last planned epoch: the work is done all the same."""
+        from prefect.artifacts import update_progress_artifact
+
+        update_progress_artifact(self.artifact, 100.0)
 
 
-@stage_task("train", "reviewlstm.models", "reviewlstm.train", "reviewlstm.metrics", "reviewlstm.encode")
+@stage_task("train", "reviewlstm.models", "reviewlstm.train", "reviewlstm.metrics", "reviewlstm.encode",
+            "reviewlstm.worker")
 def train(encoded: Record, vocab: Record, glove: Record | None, name: str, cfg: ModelConfig,
           trainer: TrainConfig, num_classes: int, data_dir: str) -> Record:
     """Train one variant on the training split, validating after every epoch.
@@ -48,7 +60,8 @@ def train(encoded: Record, vocab: Record, glove: Record | None, name: str, cfg: 
     import torch
     from prefect import get_run_logger
 
-    from reviewlstm.train import checkpoint_epochs, remove_checkpoint, train_model
+    from reviewlstm.train import checkpoint_epochs, remove_checkpoint
+    from reviewlstm.worker import train_in_child
 
     inputs = dict(encoded=encoded, vocab=vocab, glove=glove, name=name, cfg=cfg, trainer=trainer,
                   num_classes=num_classes)
@@ -60,16 +73,18 @@ def train(encoded: Record, vocab: Record, glove: Record | None, name: str, cfg: 
         if done := checkpoint_epochs(checkpoint):
             get_run_logger().info("train[%s]: resuming from the checkpoint after epoch %d of %d (%s)",
                                   name, done, cfg.epochs, checkpoint)
-        state, history = train_model(
-            cfg, to_split(table, "train"), to_split(table, "valid"), vocab_size,
+        # in a child process: variants trained at the same time must not share torch's state
+        state, history = train_in_child(dict(
+            cfg=cfg, train=to_split(table, "train"), valid=to_split(table, "valid"), vocab_size=vocab_size,
             seed=trainer.seed, threads=trainer.threads, embeddings=embeddings, num_classes=num_classes,
-            device=trainer.device, on_epoch=Progress(name, cfg.epochs), checkpoint=checkpoint,
-        )
+            device=trainer.device, checkpoint=checkpoint,
+        ), on_epoch=(progress := Progress(name, cfg.epochs)))
+        progress.finish()
         with open(out.path("model.pt"), "wb") as f:  # a file object: a full disk is an OSError naming ENOSPC
             torch.save(state, f)
         out.json("model.json", {"name": name, "config": cfg.model_dump(mode="json"), "vocab_digest": vocab["digest"],
                                 "vocab_size": vocab_size, "num_classes": num_classes, "history": history})
-        last = history[-1] if history else {}
+        last = next((row for row in history if row.get("kept")), history[-1] if history else {})
         out.figures = {k: round(v, 4) for k, v in last.items() if k in ("accuracy", "rmse", "train_loss")}
     remove_checkpoint(checkpoint)  # the model is published: nothing left to resume
     return out.record

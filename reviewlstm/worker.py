@@ -1,0 +1,108 @@
+"""Training in a child process, so that variants trained at the same time stay independent.
+
+torch keeps its random generator and its thread count per process: two variants trained on two
+threads of one process would draw each other's dropout masks and lose their determinism. A child
+process per variant keeps every run bit-identical to training it alone, lets the variants use
+the cores in parallel, and works the same in a thread, a Dask worker (daemonic, so no
+multiprocessing children) or a plain shell.
+
+The parent sends a job (pickled to a file: configs, arrays and paths, no code); the child streams
+one JSON line per epoch on stdout and writes the weights and history to the job's result file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from reviewlstm.errors import InputError
+
+_ERROR = "reviewlstm-worker-error"
+
+# glibc returns every freed block over 32 MB to the kernel, and a training step at batch 5000
+# frees and re-allocates about 1.6 GB of them: the kernel then zeroes fresh pages all step long
+# (43% of a step's CPU time was system time). Keeping freed memory in the heap halves the wall
+# time of a step (bench/RESULTS.md, "Allocator"); the results are the same bit for bit.
+ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 32), "MALLOC_TRIM_THRESHOLD_": str(1 << 36)}
+
+
+def train_in_child(job: dict[str, Any], on_epoch: Callable[[dict], None] | None = None) -> tuple[dict, list[dict]]:
+    """Run `train.train_model(**job)` in a fresh Python process; returns (state_dict, history).
+
+    An InputError in the child is raised here with its message; any other failure is a
+    RuntimeError with the child's last words.
+    """
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="reviewlstm-train-") as tmp:
+        job_file, result_file = Path(tmp) / "job.pkl", Path(tmp) / "result.pt"
+        job_file.write_bytes(pickle.dumps({"kwargs": job, "result": str(result_file), "parent": os.getpid()}))
+        env = {**ALLOCATOR_ENV, **os.environ, "PYTHONUNBUFFERED": "1"}  # the user's settings win
+        proc = subprocess.Popen([sys.executable, "-m", "reviewlstm.worker", str(job_file)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        stderr: list[str] = []
+        drain = threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)
+        drain.start()
+        error = None
+        try:
+            for line in proc.stdout:
+                message = json.loads(line)
+                if message.get(_ERROR):
+                    error = message
+                elif on_epoch is not None:
+                    on_epoch(message)
+            proc.wait()
+        finally:
+            if proc.poll() is None:  # the parent was interrupted: take the child down with it
+                proc.kill()
+                proc.wait()
+        drain.join(timeout=5)
+        if error is not None and error["input"]:
+            raise InputError(error["message"])
+        if error is not None or proc.returncode != 0:
+            detail = error["message"] if error else "".join(stderr[-20:]).strip() or f"exit status {proc.returncode}"
+            raise RuntimeError(f"training in a child process failed: {detail}")
+        result = torch.load(result_file, map_location="cpu", weights_only=True)
+        return result["state"], result["history"]
+
+
+def _orphan_guard(parent: int) -> None:
+    """Exit when the parent is gone (killed with SIGKILL, say): nobody would read the result."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)
+        time.sleep(1.0)
+
+
+def main(job_file: str) -> int:
+    import torch
+
+    from reviewlstm.train import train_model
+
+    job = pickle.loads(Path(job_file).read_bytes())
+    threading.Thread(target=_orphan_guard, args=(job["parent"],), daemon=True).start()
+    emit = lambda row: print(json.dumps(row), flush=True)  # noqa: E731
+    try:
+        state, history = train_model(**job["kwargs"], on_epoch=emit)
+    except InputError as e:
+        emit({_ERROR: True, "input": True, "message": str(e)})
+        return 2
+    except Exception as e:  # reported by the parent, with this line
+        emit({_ERROR: True, "input": False, "message": f"{type(e).__name__}: {e}"})
+        return 1
+    with open(job["result"], "wb") as f:
+        torch.save({"state": state, "history": history}, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
