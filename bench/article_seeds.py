@@ -58,14 +58,19 @@ def main() -> None:
     ap.add_argument("--parallel", action="store_true", help="run the seeds at the same time")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to reviewlstm run")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "article_seeds.json"))
+    ap.add_argument("--reuse", type=int, nargs="*", default=[], metavar="SEED",
+                    help="seeds whose finished run is read from its article_seed{S}.json, not run again")
     args = ap.parse_args()
 
     out_dir = Path(args.out).parent
+    reused = {seed: json.loads((out_dir / f"article_seed{seed}.json").read_text()) for seed in args.reuse}
+    asked, args.seeds = args.seeds, [seed for seed in args.seeds if seed not in reused]
     if args.parallel:
         started = {seed: start(seed, args) for seed in args.seeds}
         runs = {seed: finish(seed, *started[seed], out_dir) for seed in args.seeds}
     else:
         runs = {seed: finish(seed, *start(seed, args), out_dir) for seed in args.seeds}
+    runs = dict(sorted({**reused, **runs}.items()))
     for seed, s in runs.items():
         print(f"seed {seed}: {s['wall_seconds']} s, peak RSS {s['peak_rss_mb']} MB, " + ", ".join(f"{x['stage']}={x['status']}" for x in s["stages"]), flush=True)
     variants = list(next(iter(runs.values()))["metrics"])
@@ -79,12 +84,13 @@ def main() -> None:
                           "spread": round(max(values) - min(values), 4), "values": [round(x, 4) for x in values]}
         row["train_seconds"] = [next(x["seconds"] for x in s["stages"] if x["stage"] == f"train[{v}]") for s in runs.values()]
         table[v] = row
-    command = ["python", "bench/article_seeds.py", "--seeds", *map(str, args.seeds)]
+    command = ["python", "bench/article_seeds.py", "--seeds", *map(str, asked)]
+    command += ["--reuse", *map(str, reused)] if reused else []
     command += ["--parallel"] * args.parallel + [x for kv in args.set for x in ("--set", kv)]
     result = {"command": " ".join(command),
               "peak_rss_mb": max(s["peak_rss_mb"] for s in runs.values()),
               "wall_seconds": {seed: s["wall_seconds"] for seed, s in runs.items()},
-              "profile": args.profile, "seeds": args.seeds, "cores": len(os.sched_getaffinity(0)), "variants": table}
+              "profile": args.profile, "seeds": list(runs), "cores": len(os.sched_getaffinity(0)), "variants": table}
     Path(args.out).write_text(json.dumps(result, indent=1))
 
     print(f"\n| variant | accuracy | RMSE | RMSE (expected) | MAE | macro-F1 | study accuracy | study RMSE |")

@@ -24,7 +24,7 @@ STAGE_NAMES = ("ingest", "clean", "tokenize", "prune", "encode", "glove", "train
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--raw", help="reviews CSV/TSV/Parquet (default: $REVIEWLSTM_RAW, data/raw/, ../shared/data/)")
     p.add_argument("--data-dir", default="data", help="where stage outputs live (default: data)")
-    p.add_argument("--profile", default=None, help="named settings: article, quick (default: article)")
+    p.add_argument("--profile", default=None, help="named settings: best (the default), article (the study), quick (a smoke run)")
     p.add_argument("--config", help="a JSON file with a full PipelineConfig (overrides --profile)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. prune.min_count=3 or variants.fixed.hidden_dim=64")

@@ -218,7 +218,7 @@ def best() -> PipelineConfig:
 
 
 PROFILES = {"article": article, "quick": quick, "best": best}
-DEFAULT_PROFILE = "article"
+DEFAULT_PROFILE = "best"
 
 
 def profile(name: str) -> PipelineConfig:

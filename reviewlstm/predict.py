@@ -28,6 +28,7 @@ from reviewlstm.config import CleanConfig, ModelConfig, PipelineConfig, Tokenize
 from reviewlstm.cores import available_cores
 from reviewlstm.encode import encode_tokens
 from reviewlstm.errors import InputError
+from reviewlstm.memory import keep_freed_memory
 from reviewlstm.fingerprint import dir_digest
 from reviewlstm.storage import atomic_file
 
@@ -101,6 +102,7 @@ class Predictor:
         # the model thread needs the GIL, which pure-Python tokenizing holds for up to the switch
         # interval (5 ms by default): a shorter one keeps the model from waiting.
         torch.set_num_threads(max(1, available_cores() - 1))
+        keep_freed_memory()  # no page faults on every batch's buffers (reviewlstm/memory.py)
         sys.setswitchinterval(0.0005)
         try:
             with ThreadPoolExecutor(max_workers=1) as pool:

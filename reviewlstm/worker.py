@@ -28,12 +28,6 @@ from reviewlstm.errors import InputError
 
 _ERROR = "reviewlstm-worker-error"
 
-# glibc returns every freed block over 32 MB to the kernel, and a training step at batch 5000
-# frees and re-allocates about 1.6 GB of them: the kernel then zeroes fresh pages all step long
-# (43% of a step's CPU time was system time). Keeping freed memory in the heap halves the wall
-# time of a step (bench/RESULTS.md, "Allocator"); the results are the same bit for bit.
-ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 32), "MALLOC_TRIM_THRESHOLD_": str(1 << 36)}
-
 
 def train_in_child(job: dict[str, Any], on_epoch: Callable[[dict], None] | None = None) -> tuple[dict, list[dict]]:
     """Run `train.train_model(**job)` in a fresh Python process; returns (state_dict, history).
@@ -46,7 +40,7 @@ def train_in_child(job: dict[str, Any], on_epoch: Callable[[dict], None] | None 
     with tempfile.TemporaryDirectory(prefix="reviewlstm-train-") as tmp:
         job_file, result_file = Path(tmp) / "job.pkl", Path(tmp) / "result.pt"
         job_file.write_bytes(pickle.dumps({"kwargs": job, "result": str(result_file), "parent": os.getpid()}))
-        env = {**ALLOCATOR_ENV, **os.environ, "PYTHONUNBUFFERED": "1"}  # the user's settings win
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen([sys.executable, "-m", "reviewlstm.worker", str(job_file)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         stderr: list[str] = []

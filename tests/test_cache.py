@@ -118,7 +118,8 @@ def test_changed_library_code_reruns_that_stage_and_what_follows(prefect_server,
 
 def test_status_lists_fresh_and_stale_without_running(run, prefect_server, sample_csv):
     run()
-    args = ["status", "--raw", str(sample_csv), "--data-dir", str(run.data_dir), "--set", "prune.min_count=4"]
+    args = ["status", "--raw", str(sample_csv), "--data-dir", str(run.data_dir), "--profile", "article",
+            "--set", "prune.min_count=4"]
     rows = {r["stage"]: r["status"] for r in _cli(args, prefect_server, ROOT)["stages"]}
     assert rows.pop("ingest") == rows.pop("clean") == rows.pop("tokenize") == "fresh"
     assert set(rows) >= {"prune", "encode", "glove", "train[fixed]", "evaluate"}

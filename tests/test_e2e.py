@@ -43,3 +43,24 @@ def test_every_variant_trains_and_is_evaluated(prefect_server, data_dir):
             assert math.isfinite(m[key]), (name, key)
         assert m["accuracy"] > 0.5, name
         assert sum(map(sum, m["confusion"])) == summary["figures"]["encode"]["valid_rows"]
+
+
+def test_best_profile_trains_on_the_real_data(prefect_server, data_dir):
+    """The default profile, for 2 epochs: its own preprocessing (no whitespace tokens, 150 ids)
+    and its variant, which stops early on held-out training rows, never on validation."""
+    from reviewlstm.config import Round
+
+    cfg = profile("best")
+    for variant in cfg.variants.values():
+        variant.rounds = [Round(epochs=2, lr=variant.rounds[0].lr)]
+    summary = pipeline(raw=str(REAL_DATA), data_dir=data_dir, config=cfg)
+    status = {s["stage"]: s["status"] for s in summary["stages"]}
+    assert status["ingest"] == status["clean"] == "cached"  # shared with the study's profile
+    assert status["tokenize"] == "ran"  # whitespace tokens dropped: other tokens
+    fig = summary["figures"]
+    assert fig["tokenize"]["mean_tokens"] < 60.8
+    assert fig["encode"]["at_max_len"] < 10  # 150 ids keep nearly every review whole
+    (name,) = cfg.variants
+    m = summary["metrics"][name]
+    assert all(math.isfinite(m[k]) for k in ("accuracy", "rmse", "rmse_expected", "mae", "macro_f1"))
+    assert m["accuracy"] > 0.5

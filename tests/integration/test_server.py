@@ -54,7 +54,7 @@ def test_every_deployment_is_on_the_server_with_the_weekly_schedule(deployed):
     assert weekly.job_variables["working_dir"] == str(ROOT)  # resolved when deploying, not committed
     assert {"config", "profile", "until", "variants", "promote"} <= set(weekly.parameter_openapi_schema["properties"])
     assert deps["preprocess"].parameters["until"] == "encode"
-    assert deps["train"].parameters["variants"] == ["fixed"]
+    assert deps["train"].parameters["variants"] == ["bilstm"]
     assert deps["evaluate"].parameters["promote"] is False
 
 
