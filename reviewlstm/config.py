@@ -210,7 +210,7 @@ def best() -> PipelineConfig:
         variants={
             "bilstm": ModelConfig(
                 length="variable", bidirectional=True, pooling="max_mean", embeddings="glove_finetune",
-                hidden_dim=64, dropout=0.3, head_dropout=0.3, batch_size=256, expected_weight=0.5,
+                hidden_dim=128, dropout=0.3, head_dropout=0.3, batch_size=256, expected_weight=0.5,
                 bucket=True, holdout=0.1, patience=3, rounds=_rounds((30, 0.003)),
             ),
         },
