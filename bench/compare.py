@@ -90,7 +90,15 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--article", default=str(ROOT / "bench" / "results" / "article_seeds.json"))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "compare.json"))
+    ap.add_argument("--render", action="store_true",
+                    help="train nothing: print the table of --out, with the article seeds as they are now")
     args = ap.parse_args()
+    if args.render:
+        result = json.loads(Path(args.out).read_text())
+        result["models"] = {k: v for k, v in result["models"].items() if not k.startswith("article: ")}
+        result["models"].update(article_rows(args.article))
+        Path(args.out).write_text(json.dumps(result, indent=1))
+        return render(result)
 
     per_model: dict[str, list[dict]] = {}
     for seed in args.seeds:
@@ -106,25 +114,35 @@ def main() -> None:
     per_model["majority (always the most common rating)"] = [classification_metrics(valid_y, majority(train_y, len(valid_y), probs.shape[1]))]
 
     table = {name: summarise(runs) for name, runs in per_model.items()}
-    if Path(args.article).is_file():
-        article = json.loads(Path(args.article).read_text())
-        for name, row in article["variants"].items():
-            row = {k: ({**v, "spread": round(v["spread"] / 2, 4)} if isinstance(v, dict) else v) for k, v in row.items()}
-            if isinstance(row.get("train_seconds"), list):
-                ts = row["train_seconds"]
-                row["train_seconds"] = {"mean": round(statistics.mean(ts), 1), "spread": round((max(ts) - min(ts)) / 2, 1), "values": ts}
-            table[f"article: {name} ({len(article['seeds'])} seeds)"] = row
+    table.update(article_rows(args.article))
     command = " ".join(["python bench/compare.py --seeds", *map(str, args.seeds), "--profile", args.profile,
                         *[x for kv in args.set for x in ("--set", kv)]])
     result = {"command": command, "cores": len(os.sched_getaffinity(0)), "load_average": os.getloadavg(),
               "validation_rows": len(valid_y), "goal": GOAL, "models": table}
     Path(args.out).write_text(json.dumps(result, indent=1))
+    render(result)
 
+
+def article_rows(path: str) -> dict:
+    """The study's variants from bench/article_seeds.py's result (the same split), if present."""
+    if not Path(path).is_file():
+        return {}
+    article, rows = json.loads(Path(path).read_text()), {}
+    for name, row in article["variants"].items():
+        row = {k: ({**v, "spread": round(v["spread"] / 2, 4)} if isinstance(v, dict) else v) for k, v in row.items()}
+        ts = row.pop("train_seconds", None)
+        if ts:  # a run resumed from a checkpoint counts only the epochs it trained itself
+            row["train_seconds"] = {"mean": round(statistics.mean(ts), 1), "spread": round((max(ts) - min(ts)) / 2, 1), "values": ts}
+        rows[f"article: {name} ({len(article['seeds'])} seeds, `{article['command']}`)"] = row
+    return rows
+
+
+def render(result: dict) -> None:
     cell = lambda row, m: (f"{row[m]['mean']:.3f} ± {row[m]['spread']:.3f}" if m in row else "")  # noqa: E731
-    print(f"\n`{command}`, {result['cores']} cores, load {', '.join(f'{x:.1f}' for x in result['load_average'])}\n")
+    print(f"\n`{result['command']}`, {result['cores']} cores, load {', '.join(f'{x:.1f}' for x in result['load_average'])}\n")
     print("| model | accuracy | RMSE (class) | RMSE (expected) | MAE | MAE (median) | macro-F1 | within one | train s |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for name, row in table.items():
+    for name, row in result["models"].items():
         print(f"| {name} | " + " | ".join(cell(row, m) for m in [*METRICS, "train_seconds"]) + " |")
 
 
