@@ -62,6 +62,8 @@ def train_in_child(job: dict[str, Any], on_epoch: Callable[[dict], None] | None 
         drain.join(timeout=5)
         if error is not None and error["input"]:
             raise InputError(error["message"])
+        if error is not None and error.get("errno"):  # a full disk stays an OSError with its errno
+            raise OSError(error["errno"], error["strerror"], error["filename"])
         if error is not None or proc.returncode != 0:
             detail = error["message"] if error else "".join(stderr[-20:]).strip() or f"exit status {proc.returncode}"
             raise RuntimeError(f"training in a child process failed: {detail}")
@@ -69,12 +71,25 @@ def train_in_child(job: dict[str, Any], on_epoch: Callable[[dict], None] | None 
         return result["state"], result["history"]
 
 
-def _orphan_guard(parent: int) -> None:
-    """Exit when the parent is gone (killed with SIGKILL, say): nobody would read the result."""
-    while True:
-        if os.getppid() != parent:
-            os._exit(1)
-        time.sleep(1.0)
+def _die_with(parent: int) -> None:
+    """End this process the moment the parent does (SIGKILLed, say): nobody would read the
+    result, and a later run resuming from the checkpoint must not race a training left behind."""
+    try:  # Linux: the kernel sends SIGKILL when the parent goes
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # it went before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:  # elsewhere, at most a second late
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def main(job_file: str) -> int:
@@ -83,13 +98,17 @@ def main(job_file: str) -> int:
     from reviewlstm.train import train_model
 
     job = pickle.loads(Path(job_file).read_bytes())
-    threading.Thread(target=_orphan_guard, args=(job["parent"],), daemon=True).start()
+    _die_with(job["parent"])
     emit = lambda row: print(json.dumps(row), flush=True)  # noqa: E731
     try:
         state, history = train_model(**job["kwargs"], on_epoch=emit)
     except InputError as e:
         emit({_ERROR: True, "input": True, "message": str(e)})
         return 2
+    except OSError as e:
+        emit({_ERROR: True, "input": False, "message": f"{type(e).__name__}: {e}", "errno": e.errno,
+              "strerror": e.strerror, "filename": e.filename})
+        return 1
     except Exception as e:  # reported by the parent, with this line
         emit({_ERROR: True, "input": False, "message": f"{type(e).__name__}: {e}"})
         return 1
