@@ -32,8 +32,9 @@ _ERROR = "reviewlstm-worker-error"
 def train_in_child(job: dict[str, Any], on_epoch: Callable[[dict], None] | None = None) -> tuple[dict, list[dict]]:
     """Run `train.train_model(**job)` in a fresh Python process; returns (state_dict, history).
 
-    An InputError in the child is raised here with its message; any other failure is a
-    RuntimeError with the child's last words.
+    An InputError in the child is raised here with its message, an OSError with its errno (so
+    a full disk is still reported as one); any other failure is a RuntimeError with the child's
+    last words.
     """
     import torch
 
@@ -49,7 +50,13 @@ def train_in_child(job: dict[str, Any], on_epoch: Callable[[dict], None] | None 
         error = None
         try:
             for line in proc.stdout:
-                message = json.loads(line)
+                try:
+                    message = json.loads(line)
+                except ValueError:  # something the child printed that is not ours
+                    message = None
+                if not isinstance(message, dict):
+                    stderr.append(line)
+                    continue
                 if message.get(_ERROR):
                     error = message
                 elif on_epoch is not None:
