@@ -49,6 +49,10 @@ def test_bad_glove_file_is_one_line_and_exit_2(prefect_server, sample_csv, tmp_p
 
 def test_unknown_variant_lists_the_valid_names(prefect_server, sample_csv, tmp_path):
     line = one_line_error(cli(["run", "--raw", str(sample_csv), "--variant", "lstm9"], prefect_server))
+    assert "valid: bilstm" in line  # the default profile, best
+    article = ["--profile", "article"]
+    line = one_line_error(cli(["run", "--raw", str(sample_csv), *article, "--variant", "lstm9"], prefect_server))
     assert "fixed, variable, glove, regression" in line
-    line = one_line_error(cli(["run", "--raw", str(sample_csv), "--set", "variants.lstm9.hidden_dim=3"], prefect_server))
+    line = one_line_error(cli(["run", "--raw", str(sample_csv), *article, "--set", "variants.lstm9.hidden_dim=3"],
+                              prefect_server))
     assert "fixed, variable, glove, regression" in line
