@@ -191,7 +191,9 @@ def test_command_prints_ratings_and_json(champion_dir, trained):
 def test_command_bad_input_is_one_line_and_leaves_the_registry_alone(champion_dir, tmp_path):
     before = (champion_dir / "registry.json").read_bytes()
     assert "no champion yet" in one_line_error(cli(["text", "--data-dir", str(tmp_path / "empty")]))
-    assert "fixed, variable, glove, regression" in one_line_error(cli(["text", "--model", "lstm9", "--data-dir", str(champion_dir)]))
+    assert "valid: bilstm" in one_line_error(cli(["text", "--model", "lstm9", "--data-dir", str(champion_dir)]))
+    assert "fixed, variable, glove, regression" in one_line_error(
+        cli(["text", "--model", "lstm9", "--profile", "article", "--data-dir", str(champion_dir)]))
     bad = write_reviews(tmp_path / "bad.csv", SAMPLE, header=["", "Clothing ID", "Age", "Title", "Body", "Rating"])
     line = one_line_error(cli(["--input", str(bad), "--output", str(tmp_path / "o.csv"), "--data-dir", str(champion_dir)]))
     assert str(bad) in line and "'Review Text' not found" in line and not (tmp_path / "o.csv").exists()
