@@ -58,7 +58,8 @@ def test_best_profile_trains_on_the_real_data(prefect_server, data_dir):
     assert status["ingest"] == status["clean"] == "cached"  # shared with the study's profile
     assert status["tokenize"] == "ran"  # whitespace tokens dropped: other tokens
     fig = summary["figures"]
-    assert fig["tokenize"]["mean_tokens"] < 60.8
+    study = pipeline(raw=str(REAL_DATA), data_dir=data_dir, config=profile("article"), until="tokenize")["figures"]
+    assert fig["tokenize"]["mean_tokens"] < study["tokenize"]["mean_tokens"]  # from cache: ran earlier
     assert fig["encode"]["at_max_len"] < 10  # 150 ids keep nearly every review whole
     (name,) = cfg.variants
     m = summary["metrics"][name]
