@@ -128,16 +128,16 @@ def pipeline(
     records = sources(raw, data_dir, cfg)
     runs = []
 
-    def done(step: Step, record: Record, status: str, started: float) -> None:
+    def done(step: Step, record: Record, status: str, seconds: float) -> None:
         records[step.name] = record
-        runs.append({"stage": step.name, "status": status, "seconds": round(time.perf_counter() - started, 3),
-                     "output": record["path"]})
+        runs.append({"stage": step.name, "status": status, "seconds": round(seconds, 3), "output": record["path"]})
 
     trains = [s for s in steps if s.stage == "train"]  # consecutive in the plan
     for step in steps:
         if step.stage != "train":
             started = time.perf_counter()
-            done(step, *_execute(step, step.inputs(records, data_dir), step.stage in (force or ())), started)
+            record, status = _execute(step, step.inputs(records, data_dir), step.stage in (force or ()))
+            done(step, record, status, time.perf_counter() - started)
         elif step is trains[0]:  # every variant at once, through the flow's task runner
             _execute_concurrently(trains, records, data_dir, "train" in (force or ()), parallel_trains(cfg), done)
     get_run_logger().info("stages: %s", ", ".join(f"{r['stage']}={r['status']}" for r in runs))
@@ -156,10 +156,13 @@ def pipeline(
     return summary
 
 
+def _task(step: Step, force: bool) -> Any:
+    return step.task.with_options(refresh_cache=True) if force else step.task
+
+
 def _execute(step: Step, inputs: dict[str, Any], force: bool) -> tuple[Record, str]:
     """Run or reuse one step; a cached record whose folder no longer matches is rebuilt."""
-    task = step.task.with_options(refresh_cache=True) if force else step.task
-    return _settle(step, inputs, task(**inputs, return_state=True))
+    return _settle(step, inputs, _task(step, force)(**inputs, return_state=True))
 
 
 def _execute_concurrently(steps: list[Step], records: dict[str, Record], data_dir: str, force: bool,
@@ -172,15 +175,15 @@ def _execute_concurrently(steps: list[Step], records: dict[str, Record], data_di
         while waiting and len(running) < parallel:
             step = waiting.pop(0)
             inputs = step.inputs(records, data_dir)
-            task = step.task.with_options(refresh_cache=True) if force else step.task
-            running[task.submit(**inputs)] = (step, inputs, time.perf_counter())
+            running[_task(step, force).submit(**inputs)] = (step, inputs, time.perf_counter())
         future: PrefectFuture = next(as_completed(list(running)))
         step, inputs, started = running.pop(future)
-        settled.append((step, started, _outcome(step, inputs, future)))
-    for step, started, outcome in sorted(settled, key=lambda x: steps.index(x[0])):
+        outcome = _outcome(step, inputs, future)  # its own seconds, not the wait for the others
+        settled.append((step, time.perf_counter() - started, outcome))
+    for step, seconds, outcome in sorted(settled, key=lambda x: steps.index(x[0])):
         if isinstance(outcome, BaseException):
             raise outcome
-        done(step, *outcome, started)
+        done(step, *outcome, seconds)
 
 
 def _outcome(step: Step, inputs: dict[str, Any], future: PrefectFuture) -> tuple[Record, str] | BaseException:
