@@ -83,6 +83,10 @@ class ModelConfig(_Section):
     num_layers: int = Field(1, ge=1)
     dropout: float = Field(0.2, ge=0.0, lt=1.0)  # on the embeddings
     batch_size: int = Field(5000, ge=1)
+    # Rows per forward/backward pass: a batch's micro-batches add their gradients before one
+    # optimizer step, so the batch keeps its meaning (and its dropout draw) while the LSTM's
+    # training memory is that of micro_batch rows (bench/RESULTS.md, "Memory"). None: whole batch.
+    micro_batch: int | None = Field(250, ge=1)
     rounds: list[Round] = Field(default_factory=lambda: [Round(epochs=30, lr=0.01)])
     # Beyond the study (each default is the study's behaviour):
     # a second LSTM reads each review backwards, starting at its last word (never at padding)
@@ -212,6 +216,7 @@ def best() -> PipelineConfig:
                 length="variable", bidirectional=True, pooling="max_mean", embeddings="glove_finetune",
                 hidden_dim=128, dropout=0.3, head_dropout=0.3, batch_size=256, expected_weight=0.5,
                 bucket=True, holdout=0.1, patience=3, rounds=_rounds((30, 0.003)),
+                micro_batch=None,  # batches of 256 are small already; its head dropout draws per batch
             ),
         },
     )

@@ -44,9 +44,17 @@ class ReviewLSTM(nn.Module):
         # frozen GloVe: fixed here too, so a model rebuilt by load_model trains the same way
         self.embedding.weight.requires_grad_(cfg.embeddings != "glove_frozen")
 
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, T, E) embedded, dropout applied (one random draw for the batch)."""
+        return self.dropout(self.embedding(ids))
+
     def last_hidden(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T) ids -> (B, features): what the head reads."""
-        x = self.dropout(self.embedding(ids))  # (B, T, E)
+        return self.features(self.embed(ids), lengths)
+
+    def features(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T, E) embedded -> (B, features); rows are independent, so any split of the batch
+        gives the same rows (training runs it in micro-batches to bound memory)."""
         out, (ht, _) = self.lstm(x)  # out: (B, T, H), top layer at every step
         if self.pooling == "last" and self.lstm_back is None:
             if not self.variable:
@@ -54,8 +62,8 @@ class ReviewLSTM(nn.Module):
             # The study packed the batch (pack_padded_sequence), which oneDNN cannot run, so on
             # CPU it is several times slower. With post-padding, a unidirectional LSTM's output at
             # step length-1 has not seen any padding yet: it is exactly the packed final state.
-            last = lengths.clamp(1, ids.shape[1]).to(out.device) - 1
-            return out[torch.arange(len(ids), device=out.device), last]
+            last = lengths.clamp(1, x.shape[1]).to(out.device) - 1
+            return out[torch.arange(len(x), device=out.device), last]
         return self._features(x, out, lengths)
 
     def _features(self, x: torch.Tensor, out: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -84,7 +92,10 @@ class ReviewLSTM(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits (B, C), or the predicted rating (B,) for the regression head."""
-        h = self.last_hidden(ids, lengths)
+        return self.output(self.last_hidden(ids, lengths))
+
+    def output(self, h: torch.Tensor) -> torch.Tensor:
+        """Features (B, F) -> logits (B, C) or ratings (B,)."""
         if self.head_dropout is not None:
             h = self.head_dropout(h)
         y = self.head(h)

@@ -130,3 +130,26 @@ def test_bad_splits_raise_input_error():
     empty = Split(ids=np.zeros((0, T), np.int64), lengths=np.zeros(0, np.int64), labels=np.zeros(0, np.int64))
     with pytest.raises(InputError, match="validation split has no rows"):
         train_model(small(), TRAIN, empty, VOCAB, seed=0, threads=1)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(),  # fixed length, last state after the padding (the study's fixed model)
+    dict(length="variable", dropout=0.3),
+    dict(head="regress"),
+    dict(embeddings="glove_frozen"),  # no gradient into the embedding
+    dict(length="variable", bidirectional=True, pooling="max_mean", expected_weight=0.5),
+])
+def test_micro_batches_train_the_same_model_as_whole_batches(kw):
+    # Same dropout draw (made once per batch), gradients summed over the parts: only float
+    # rounding may differ. A wrong share of the loss or a lost embedding gradient would not.
+    emb = np.random.default_rng(0).normal(size=(VOCAB, 8)).astype(np.float32)
+    cfg = small(dropout=kw.pop("dropout", 0.2), **kw)
+    whole_state, whole = train_model(cfg.model_copy(update={"micro_batch": None}), TRAIN, VALID, VOCAB,
+                                     seed=3, threads=1, embeddings=emb)
+    parts_state, parts = train_model(cfg.model_copy(update={"micro_batch": 7}), TRAIN, VALID, VOCAB,
+                                     seed=3, threads=1, embeddings=emb)
+    for a, b in zip(whole, parts):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["valid_loss"] == pytest.approx(b["valid_loss"], rel=1e-4)
+    for key in whole_state:
+        assert torch.allclose(whole_state[key], parts_state[key], atol=1e-4), key
