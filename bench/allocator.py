@@ -6,10 +6,14 @@ data (all 18,789 training rows, batch 5000, the full validation pass, one torch 
 - study:          the study's loop (bench/study_reference.py), glibc's default allocator
 - pipeline:       reviewlstm.train.train_model with REVIEWLSTM_MALLOC=default (glibc's defaults)
 - pipeline+alloc: train_model as `reviewlstm run` trains (memory.keep_freed_memory)
+- whole batch:    pipeline+alloc with micro_batch=None: each batch of 5000 in one forward and
+                  backward pass, as before micro-batches (ModelConfig.micro_batch)
 
 The sides alternate, --reps times. Per side: seconds per epoch (median), user and system CPU
 seconds, minor page faults and peak resident memory of the process; the pipeline's per-epoch
-losses with and without the settings must be identical (the allocator changes no arithmetic).
+losses with and without the settings must be identical (the allocator changes no arithmetic);
+with and without micro-batches they may differ by float rounding only (the largest relative
+difference is printed).
 The whole article profile (90, 90, 90, 60 epochs) is then estimated from the per-epoch medians:
 AN EXTRAPOLATION FROM --epochs EPOCHS PER VARIANT, NOT A MEASURED 330-EPOCH RUN.
 
@@ -32,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-SIDES = ("study", "pipeline", "pipeline+alloc")
+SIDES = ("study", "pipeline", "pipeline+alloc", "whole batch")
 
 
 def child(side: str, variant: str, epochs: int) -> None:
@@ -65,7 +69,8 @@ def child(side: str, variant: str, epochs: int) -> None:
         for row in ref.epochs(variant, model, train_dl, val_dl, epochs, lr):
             tick(row)
     else:
-        mcfg = mcfg.model_copy(update={"rounds": [Round(epochs=epochs, lr=lr)]})
+        mcfg = mcfg.model_copy(update={"rounds": [Round(epochs=epochs, lr=lr)]}
+                               | ({"micro_batch": None} if side == "whole batch" else {}))
         mark[0] = time.perf_counter()
         train_model(mcfg, train, valid, vocab_size, seed=0, threads=1, embeddings=emb, on_epoch=tick)
     after = resource.getrusage(resource.RUSAGE_SELF)
@@ -78,7 +83,7 @@ def run_side(side: str, variant: str, epochs: int) -> dict:
     from reviewlstm.memory import OPT_OUT
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    env[OPT_OUT] = "keep" if side == "pipeline+alloc" else "default"  # the study's loop never asks
+    env[OPT_OUT] = "default" if side == "pipeline" else "keep"  # the study's loop never asks
     proc = subprocess.run([sys.executable, __file__, "--child", side, variant, str(epochs)], env=env,
                           capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
@@ -120,6 +125,10 @@ def main() -> None:
         row["same_losses_with_and_without"] = all(
             a["losses"] == b["losses"] for a, b in zip(runs["pipeline"], runs["pipeline+alloc"]))
         row["speedup_alloc_over_default"] = round(row["pipeline"]["epoch_seconds"] / row["pipeline+alloc"]["epoch_seconds"], 2)
+        row["micro_batch_max_rel_loss_diff"] = max(
+            abs(x - y) / abs(y) for a, b in zip(runs["pipeline+alloc"], runs["whole batch"])
+            for x, y in zip(a["losses"], b["losses"]))
+        row["speedup_micro_over_whole"] = round(row["whole batch"]["epoch_seconds"] / row["pipeline+alloc"]["epoch_seconds"], 2)
         row["speedup_over_study"] = round(row["study"]["epoch_seconds"] / row["pipeline+alloc"]["epoch_seconds"], 2)
         result["variants"][variant] = row
         print(variant, json.dumps(row), flush=True)

@@ -50,8 +50,8 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def train_champion(raw: Path, data_dir: Path, epochs: int) -> str:
-    """The study's fixed model, trained for `epochs` on the real reviews, as the champion."""
+def train_champion(raw: Path, data_dir: Path, epochs: int, variant: str = "fixed") -> str:
+    """The study's fixed (or variable) model, trained for `epochs` on the real reviews, as the champion."""
     import torch
 
     from reviewlstm.metrics import classification_metrics
@@ -69,14 +69,14 @@ def train_champion(raw: Path, data_dir: Path, epochs: int) -> str:
     ids, lengths = encode_tokens(tokens, dict(zip(words["word"].to_list(), words["id"].to_list())), prep.max_len)
     valid = split_labels(labels, 0.2, 42, False)
     part = lambda m: Split(ids[m].astype(np.int64), lengths[m].astype(np.int64), labels[m])  # noqa: E731
-    cfg = ModelConfig(rounds=[Round(epochs=epochs, lr=0.01)])
+    cfg = ModelConfig(length="fixed" if variant == "fixed" else "variable", rounds=[Round(epochs=epochs, lr=0.01)])
     state, history = train_model(cfg, part(~valid), part(valid), len(words), seed=0, threads=1)
     torch.save(state, work / "model" / "model.pt")
     vocab_digest = dir_digest(work / "vocab")
     import json
 
     (work / "model" / "model.json").write_text(json.dumps({
-        "name": "fixed", "config": cfg.model_dump(mode="json"), "vocab_digest": vocab_digest,
+        "name": variant, "config": cfg.model_dump(mode="json"), "vocab_digest": vocab_digest,
         "vocab_size": len(words), "num_classes": 5, "history": history}))
     from reviewlstm.models import ReviewLSTM
 
@@ -84,7 +84,7 @@ def train_champion(raw: Path, data_dir: Path, epochs: int) -> str:
     model.load_state_dict(state)
     metrics = classification_metrics(labels[valid], predict_proba(model, part(valid)))
     cand = registry.Candidate(
-        metrics={"fixed": metrics}, models={"fixed": {"path": str(work / "model"), "digest": dir_digest(work / "model")}},
+        metrics={variant: metrics}, models={variant: {"path": str(work / "model"), "digest": dir_digest(work / "model")}},
         vocab={"path": str(work / "vocab"), "digest": vocab_digest}, prep=prep,
         valid_texts=[t for t, v in zip(texts, valid) if v], valid_labels=labels[valid], select_by="rmse_expected",
         run={"id": None, "name": "bench/predict_throughput.py"}, sources={})
@@ -105,14 +105,15 @@ def main() -> None:
     ap.add_argument("--raw", default=str(REAL))
     ap.add_argument("--reviews", type=int, default=10_000)
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--model", choices=["fixed", "variable"], default="fixed", help="the study's model to rate with")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--record", action="store_true", help=f"append the figures to {RESULTS.relative_to(ROOT)}")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="reviewlstm-bench-"))
     data_dir = work / "data"
-    print(f"training the study's fixed model for {args.epochs} epoch(s) on {args.raw} ...", flush=True)
-    champion = train_champion(Path(args.raw), data_dir, args.epochs)
+    print(f"training the study's {args.model} model for {args.epochs} epoch(s) on {args.raw} ...", flush=True)
+    champion = train_champion(Path(args.raw), data_dir, args.epochs, args.model)
     source = work / "reviews.csv"
     full = read_table(args.raw)
     sample = pl.concat([full] * (args.reviews // len(full) + 1)).head(args.reviews) if len(full) < args.reviews else full.head(args.reviews)
@@ -148,8 +149,8 @@ def main() -> None:
     from reviewlstm.train import predict_proba
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, cores() - 1))
-    stages[f"model ({torch.get_num_threads()} thread)"], _ = timed(lambda: predict_proba(predictor.model, ids, lengths, MODEL_BATCH), args.repeat)
+    torch.set_num_threads(1)  # as Predictor.scores runs each model thread
+    stages["model (1 thread)"], _ = timed(lambda: predict_proba(predictor.model, ids, lengths, MODEL_BATCH), args.repeat)
     torch.set_num_threads(threads)
     pipelined_s, _ = timed(lambda: predictor.scores(texts), args.repeat)
     rated = predict_table(predictor, table, IngestConfig().text_columns, str(source))
@@ -181,8 +182,8 @@ def record(header: str, lines: list[str], shown: str, args: argparse.Namespace) 
         "",
         f"## Prediction throughput ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit or '?'} + working tree)",
         "",
-        f"`.venv/bin/python bench/predict_throughput.py --reviews {args.reviews} --repeat {args.repeat}` "
-        f"(the study's fixed model, {args.epochs} training epoch(s); measured command: `{shown}`)",
+        f"`.venv/bin/python bench/predict_throughput.py --reviews {args.reviews} --repeat {args.repeat} "
+        f"--model {args.model}` (the study's {args.model} model, {args.epochs} training epoch(s); measured command: `{shown}`)",
         "",
         header,
         "",

@@ -86,9 +86,11 @@ class Predictor:
     def scores(self, texts: list[str], batch_size: int = BATCH) -> np.ndarray:
         """Class probabilities (n, C), or regression outputs (n,) on the class scale 0..C-1.
 
-        Batches flow through two stages at once: while the model scores one batch (torch
-        releases the GIL), this thread cleans, tokenizes and encodes the next. A row's result
-        does not depend on the batching (beyond float rounding).
+        This thread cleans, tokenizes and encodes batch after batch; one model thread per core
+        scores them as they come (torch releases the GIL), each on one torch thread: an LSTM
+        this small gains little from a second thread inside one forward pass, and much from a
+        second pass running beside it. A row's result does not depend on the batching (beyond
+        float rounding).
         """
         import torch
 
@@ -98,14 +100,13 @@ class Predictor:
             return np.zeros((0,) if self.regress else (0, self.num_classes), dtype=np.float32)
         starts = range(0, len(texts), batch_size)
         previous, switch = torch.get_num_threads(), sys.getswitchinterval()
-        # The model gets every core but the one this thread preprocesses on. Each torch call of
-        # the model thread needs the GIL, which pure-Python tokenizing holds for up to the switch
-        # interval (5 ms by default): a shorter one keeps the model from waiting.
-        torch.set_num_threads(max(1, available_cores() - 1))
+        torch.set_num_threads(1)
         keep_freed_memory()  # no page faults on every batch's buffers (reviewlstm/memory.py)
+        # Each torch call of a model thread needs the GIL, which pure-Python tokenizing holds for
+        # up to the switch interval (5 ms by default): a shorter one keeps the models from waiting.
         sys.setswitchinterval(0.0005)
         try:
-            with ThreadPoolExecutor(max_workers=1) as pool:
+            with ThreadPoolExecutor(max_workers=available_cores()) as pool:
                 futures = []
                 for i in starts:
                     ids, lengths = self.encode(texts[i : i + batch_size])

@@ -30,7 +30,7 @@ from reviewlstm.encode import Split
 from reviewlstm.memory import keep_freed_memory
 from reviewlstm.errors import InputError
 from reviewlstm.metrics import classification_metrics, regression_metrics
-from reviewlstm.models import ReviewLSTM, build_model
+from reviewlstm.models import ReviewLSTM, build_model, can_project, projected_last_hidden
 from reviewlstm.storage import atomic_file
 
 
@@ -62,17 +62,19 @@ def _outputs(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, batch_s
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    # a bucketing model reads only true lengths: sorted rows, each batch cut at its longest
-    order = torch.argsort(lengths, stable=True) if getattr(model, "trim", False) else None
+    # A variable-length model reads no step past a review's length, so rows sorted by length
+    # and each batch cut at its longest give the same outputs for fewer steps.
+    order = torch.argsort(lengths, stable=True) if getattr(model, "variable", False) else None
     if order is not None:
         ids, lengths = ids[order], lengths[order]
+    project = can_project(model)  # the study's shapes: a faster way to the same outputs
     with torch.inference_mode():
         parts = []
         for i in range(0, len(ids), batch_size):
-            x, n = ids[i : i + batch_size], lengths[i : i + batch_size]
+            x, n = ids[i : i + batch_size].to(device), lengths[i : i + batch_size].to(device)
             if order is not None:
                 x = x[:, : max(int(n.max()), 1)]
-            parts.append(model(x.to(device), n.to(device)))
+            parts.append(model.output(projected_last_hidden(model, x, n)) if project else model(x, n))
         out = torch.cat(parts)
     model.train(was_training)
     if order is not None:
@@ -84,9 +86,11 @@ def predict_proba(
     model: nn.Module,
     split_or_ids: Split | np.ndarray,
     lengths: np.ndarray | None = None,
-    batch_size: int = 5000,
+    batch_size: int = 500,
 ) -> np.ndarray:
-    """Class probabilities (n, C) from a classifier, the predicted ratings (n,) from a regressor."""
+    """Class probabilities (n, C) from a classifier, the predicted ratings (n,) from a regressor.
+
+    Batches of 500 score as fast as batches of 5000 on a CPU and hold a tenth of the memory."""
     if isinstance(split_or_ids, Split):
         split_or_ids, lengths = split_or_ids.ids, split_or_ids.lengths
     if lengths is None:
@@ -190,6 +194,7 @@ def train_model(
         ids, lengths = torch.from_numpy(train.ids).to(dev), torch.from_numpy(train.lengths).to(dev)
         labels = torch.from_numpy(train.labels).to(dev)
         n, bs, weight = len(train), cfg.batch_size, cfg.expected_weight
+        eval_bs = min(bs, cfg.micro_batch or bs)  # inference too holds a whole batch's activations
         best = {"loss": float("inf"), "epoch": 0, "state": None}  # early stopping's best epoch
         params = [p for p in model.parameters() if p.requires_grad]
         history: list[dict] = []
@@ -232,11 +237,11 @@ def train_model(
                     sum_loss += loss * len(yb)
                 row = {"epoch": len(history) + 1, "round": round_no, "lr": rnd.lr, "train_loss": sum_loss / n}
                 if holdout is not None:
-                    row["holdout_loss"] = _evaluate(model, holdout, bs, num_classes, weight)["valid_loss"]
+                    row["holdout_loss"] = _evaluate(model, holdout, eval_bs, num_classes, weight)["valid_loss"]
                     if row["holdout_loss"] < best["loss"]:
                         best = {"loss": row["holdout_loss"], "epoch": row["epoch"],
                                 "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-                row.update(_evaluate(model, valid, bs, num_classes, weight))
+                row.update(_evaluate(model, valid, eval_bs, num_classes, weight))
                 history.append(row)
                 if checkpoint is not None:
                     _save_checkpoint(checkpoint, {

@@ -6,7 +6,7 @@ import torch
 
 from reviewlstm.config import ModelConfig, article
 from reviewlstm.errors import InputError
-from reviewlstm.models import build_model, packed_last_hidden
+from reviewlstm.models import build_model, can_project, packed_last_hidden, projected_last_hidden
 
 IDS = torch.tensor([
     [1, 2, 12, 34, 56, 78, 90, 80],
@@ -91,3 +91,30 @@ def test_glove_width_mismatch_names_both_numbers():
         build_model(ModelConfig(embeddings="glove_frozen"), 10, embeddings=np.zeros((12, 50), np.float32))
     with pytest.raises(ValueError, match="needs an embedding matrix"):
         build_model(ModelConfig(embeddings="glove_finetune"), 10)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(length="variable"), dict(head="regress"),
+                                dict(length="variable", embeddings="glove_frozen")])
+def test_projected_inference_equals_the_lstm(kw):
+    # the word-table shortcut of prediction against nn.LSTM itself, trained-looking weights
+    torch.manual_seed(1)
+    cfg = ModelConfig(embedding_dim=6, hidden_dim=5, **kw)
+    glove = np.random.default_rng(0).normal(size=(50, 6)).astype(np.float32)
+    model = build_model(cfg, vocab_size=50, embeddings=glove).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3)  # saturate some gates, as trained weights do
+    T = 12
+    lengths = torch.tensor([1, T, 5, 2, T, 7, 0, 11, 3])
+    ids = torch.randint(2, 50, (len(lengths), T))
+    ids[torch.arange(T) >= lengths[:, None]] = 0
+    assert can_project(model)
+    with torch.inference_mode():
+        torch.testing.assert_close(projected_last_hidden(model, ids, lengths), model.last_hidden(ids, lengths),
+                                   atol=1e-5, rtol=1e-5)
+
+
+def test_projection_is_only_for_the_study_shapes():
+    assert not can_project(build_model(ModelConfig(bidirectional=True, length="variable"), 20))
+    assert not can_project(build_model(ModelConfig(pooling="max", length="variable"), 20))
+    assert not can_project(build_model(ModelConfig(num_layers=2), 20))

@@ -106,7 +106,9 @@ def test_save_load_predict_roundtrip(tmp_path):
     probs = predict_proba(model, VALID, batch_size=33)
     assert probs.shape == (len(VALID), 5)
     np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
-    np.testing.assert_array_equal(probs, predict_proba(model, VALID.ids, VALID.lengths, batch_size=1000))
+    # batches change only float rounding (the steps of a variable-length batch shrink as rows end)
+    np.testing.assert_allclose(probs, predict_proba(model, VALID.ids, VALID.lengths, batch_size=1000), atol=1e-6)
+    np.testing.assert_array_equal(probs, predict_proba(model, VALID.ids, VALID.lengths, batch_size=33))
 
 
 def test_load_errors_name_the_file(tmp_path):
