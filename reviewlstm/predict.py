@@ -110,7 +110,7 @@ class Predictor:
                 futures = []
                 for i in starts:
                     ids, lengths = self.encode(texts[i : i + batch_size])
-                    futures.append(pool.submit(predict_proba, self.model, ids, lengths, MODEL_BATCH))
+                    futures.append(pool.submit(predict_proba, self.model, ids, lengths, MODEL_BATCH, project=False))
                 return np.concatenate([f.result() for f in futures])
         finally:
             torch.set_num_threads(previous)

@@ -57,8 +57,13 @@ def _check_split(split: Split, name: str, vocab_size: int, num_classes: int) -> 
         )
 
 
-def _outputs(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Raw model outputs for every row, in eval mode, batch by batch."""
+def _outputs(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, batch_size: int,
+             project: bool = True) -> torch.Tensor:
+    """Raw model outputs for every row, in eval mode, batch by batch.
+
+    project: the study's shapes through models.projected_last_hidden, 1.2-1.4x faster on one
+    thread; its Python loop holds the GIL between steps, so threads scoring side by side run
+    faster through nn.LSTM's single call (bench/RESULTS.md, "Inference")."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -67,7 +72,7 @@ def _outputs(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, batch_s
     order = torch.argsort(lengths, stable=True) if getattr(model, "variable", False) else None
     if order is not None:
         ids, lengths = ids[order], lengths[order]
-    project = can_project(model)  # the study's shapes: a faster way to the same outputs
+    project = project and can_project(model)  # the study's shapes: a faster way to the same outputs
     with torch.inference_mode():
         parts = []
         for i in range(0, len(ids), batch_size):
@@ -87,6 +92,7 @@ def predict_proba(
     split_or_ids: Split | np.ndarray,
     lengths: np.ndarray | None = None,
     batch_size: int = 500,
+    project: bool = True,
 ) -> np.ndarray:
     """Class probabilities (n, C) from a classifier, the predicted ratings (n,) from a regressor.
 
@@ -96,7 +102,7 @@ def predict_proba(
     if lengths is None:
         raise ValueError("lengths are required with an ids array")
     ids = torch.as_tensor(np.asarray(split_or_ids), dtype=torch.int64)
-    out = _outputs(model, ids, torch.as_tensor(np.asarray(lengths), dtype=torch.int64), batch_size)
+    out = _outputs(model, ids, torch.as_tensor(np.asarray(lengths), dtype=torch.int64), batch_size, project)
     return (out if out.ndim == 1 else out.softmax(-1)).numpy()
 
 
