@@ -153,6 +153,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=float, default=1.0, help="times the study's epochs per round")
     ap.add_argument("--order", nargs=2, default=["pipeline", "study"], choices=["pipeline", "study"])
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to reviewlstm run")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "article_wall.json"))
     ap.add_argument("--study-child", type=float, metavar="SCALE", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -164,9 +165,11 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MALLOC_"))}
     env["PREFECT_HOME"] = str(work / "prefect")
     run_cmd = [sys.executable, "-m", "flows.cli", "run", "--profile", "article", "--data-dir", str(work / "data"), "--json"]
+    run_cmd += [x for kv in args.set for x in ("--set", kv)]
     if args.scale != 1.0:
         run_cmd += [x for name, r in rounds.items() for x in ("--set", f"variants.{name}.rounds={json.dumps(r)}")]
-    result = {"command": f"python bench/article_wall.py --scale {args.scale} --order {' '.join(args.order)}",
+    result = {"command": f"python bench/article_wall.py --scale {args.scale} --order {' '.join(args.order)}"
+                         + "".join(f" --set {kv}" for kv in args.set),
               "cores": len(os.sched_getaffinity(0)), "rounds": rounds, "load_before": os.getloadavg()}
     sides = {}
     for side in dict.fromkeys(args.order):
@@ -188,8 +191,11 @@ def main() -> None:
                            "metrics": {v: {m: r.get(m) for m in ("accuracy", "rmse")}
                                        for v, r in child["variants"].items()}}
         print(side, json.dumps(sides[side]), flush=True)
-    result.update(sides=sides, load_after=os.getloadavg(),
-                  ratio=round(sides["pipeline"]["seconds"] / sides["study"]["seconds"], 3))
+    result.update(sides=sides, load_after=os.getloadavg())
+    if len(sides) == 1:  # one side only (--order pipeline pipeline): its time and memory
+        Path(args.out).write_text(json.dumps(result, indent=1))
+        return
+    result["ratio"] = round(sides["pipeline"]["seconds"] / sides["study"]["seconds"], 3)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"\npipeline {sides['pipeline']['seconds']:.0f} s / study {sides['study']['seconds']:.0f} s = "
           f"{result['ratio']:.3f}x")
