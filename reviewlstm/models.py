@@ -30,7 +30,6 @@ class ReviewLSTM(nn.Module):
         self.variable = cfg.length == "variable"
         self.regress = cfg.head == "regress"
         self.pooling = cfg.pooling
-        self.trim = cfg.bucket  # reads no step past a review's length: batches may be cut there
         # padding_idx: the padding row starts at zero and never receives a gradient
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=PAD)
         self.dropout = nn.Dropout(cfg.dropout)

@@ -63,7 +63,7 @@ def _outputs(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, batch_s
 
     project: the study's shapes through models.projected_last_hidden, 1.2-1.4x faster on one
     thread; its Python loop holds the GIL between steps, so threads scoring side by side run
-    faster through nn.LSTM's single call (bench/RESULTS.md, "Inference")."""
+    faster through nn.LSTM's single call (bench/RESULTS.md, "Prediction throughput")."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
