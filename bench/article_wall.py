@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -191,12 +192,13 @@ def main() -> None:
                            "metrics": {v: {m: r.get(m) for m in ("accuracy", "rmse")}
                                        for v, r in child["variants"].items()}}
         print(side, json.dumps(sides[side]), flush=True)
+    shutil.rmtree(work, ignore_errors=True)
     result.update(sides=sides, load_after=os.getloadavg())
-    if len(sides) == 1:  # one side only (--order pipeline pipeline): its time and memory
-        Path(args.out).write_text(json.dumps(result, indent=1))
-        return
-    result["ratio"] = round(sides["pipeline"]["seconds"] / sides["study"]["seconds"], 3)
+    if len(sides) == 2:  # else one side only (--order pipeline pipeline): its time and memory
+        result["ratio"] = round(sides["pipeline"]["seconds"] / sides["study"]["seconds"], 3)
     Path(args.out).write_text(json.dumps(result, indent=1))
+    if "ratio" not in result:
+        return
     print(f"\npipeline {sides['pipeline']['seconds']:.0f} s / study {sides['study']['seconds']:.0f} s = "
           f"{result['ratio']:.3f}x")
     print("| variant | study accuracy | pipeline accuracy | study RMSE | pipeline RMSE |")
