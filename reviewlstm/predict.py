@@ -87,7 +87,7 @@ class Predictor:
         """Class probabilities (n, C), or regression outputs (n,) on the class scale 0..C-1.
 
         This thread cleans, tokenizes and encodes batch after batch; one model thread per core
-        scores them as they come (torch releases the GIL), each on one torch thread: an LSTM
+        scores them as they come (the model's steps run without the GIL), each on one torch thread: an LSTM
         this small gains little from a second thread inside one forward pass, and much from a
         second pass running beside it. A row's result does not depend on the batching (beyond
         float rounding).
@@ -110,7 +110,7 @@ class Predictor:
                 futures = []
                 for i in starts:
                     ids, lengths = self.encode(texts[i : i + batch_size])
-                    futures.append(pool.submit(predict_proba, self.model, ids, lengths, MODEL_BATCH, project=False))
+                    futures.append(pool.submit(predict_proba, self.model, ids, lengths, MODEL_BATCH))
                 return np.concatenate([f.result() for f in futures])
         finally:
             torch.set_num_threads(previous)

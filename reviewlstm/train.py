@@ -61,9 +61,8 @@ def _outputs(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, batch_s
              project: bool = True) -> torch.Tensor:
     """Raw model outputs for every row, in eval mode, batch by batch.
 
-    project: the study's shapes through models.projected_last_hidden, 1.2-1.4x faster on one
-    thread; its Python loop holds the GIL between steps, so threads scoring side by side run
-    faster through nn.LSTM's single call (bench/RESULTS.md, "Prediction throughput")."""
+    project: the study's shapes through models.projected_last_hidden, faster than nn.LSTM
+    (bench/RESULTS.md, "Prediction throughput"); False gives nn.LSTM's outputs, for comparison."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

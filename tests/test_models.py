@@ -112,6 +112,14 @@ def test_projected_inference_equals_the_lstm(kw):
     with torch.inference_mode():
         torch.testing.assert_close(projected_last_hidden(model, ids, lengths), model.last_hidden(ids, lengths),
                                    atol=1e-5, rtol=1e-5)
+    # the input table is kept on the model: a weight changed in place (an optimizer step, a
+    # load) must rebuild it
+    for weight in (model.embedding.weight, model.lstm.weight_ih_l0, model.lstm.bias_hh_l0):
+        with torch.no_grad():
+            weight.add_(0.5)
+        with torch.inference_mode():
+            torch.testing.assert_close(projected_last_hidden(model, ids, lengths), model.last_hidden(ids, lengths),
+                                       atol=1e-5, rtol=1e-5)
 
 
 def test_projection_is_only_for_the_study_shapes():
