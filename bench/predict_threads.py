@@ -1,11 +1,12 @@
 """How Predictor.scores spreads the model over the cores, side by side on the same texts.
 
 Sides (each: best of --repeat over the same 40,000 real review texts, the same champion):
-- one model thread: the model on one thread beside the preprocessing thread (the earlier design)
-- one per core: one model thread per core, each on one torch thread (the current design)
-- one per core, projected: as above through models.projected_last_hidden instead of nn.LSTM
+- one model thread: nn.LSTM on one thread beside the preprocessing thread (the first design)
+- one per core: one model thread per core, each on one torch thread, nn.LSTM (the second)
+- one per core, projected: as above through models.projected_last_hidden (the current design:
+  its steps run as one TorchScript call, without the GIL), at each of --model-batch rows per call
 
-    .venv/bin/python bench/predict_threads.py [--model fixed] [--rounds 2] [--repeat 3]
+    .venv/bin/python bench/predict_threads.py [--model fixed] [--rounds 2] [--repeat 3] [--model-batch 500 2000]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main() -> None:
     ap.add_argument("--reviews", type=int, default=40_000)
     ap.add_argument("--rounds", type=int, default=2, help="times every side runs, alternating")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--model-batch", type=int, nargs="+", default=[P.MODEL_BATCH], help="rows per model call, projected sides")
     args = ap.parse_args()
 
     data = Path(tempfile.mkdtemp(prefix="reviewlstm-threads-")) / "data"
@@ -45,9 +47,12 @@ def main() -> None:
     texts = P.review_texts(table, IngestConfig().text_columns, str(pt.REAL))
     cores = P.available_cores
 
-    def side(name: str) -> float:
+    default_batch = P.MODEL_BATCH
+
+    def side(name: str, batch: int) -> float:
         P.available_cores = (lambda: 1) if name == "one model thread" else cores
-        project = name.endswith("projected")
+        P.MODEL_BATCH = batch
+        project = name.startswith("one per core, projected")
         original = T.predict_proba
         # what Predictor.scores imports at call time, with the side's choice of path
         T.predict_proba = lambda *a, **k: original(*a, **{**k, "project": project})
@@ -59,12 +64,14 @@ def main() -> None:
                 predictor.scores(texts)
                 best = min(best, time.perf_counter() - started)
         finally:
-            T.predict_proba, P.available_cores = original, cores
+            T.predict_proba, P.available_cores, P.MODEL_BATCH = original, cores, default_batch
         return len(texts) / best
 
+    sides = [("one model thread", 500), ("one per core", 500)]
+    sides += [(f"one per core, projected, batch {b}", b) for b in args.model_batch]
     for r in range(args.rounds):
-        for name in ("one model thread", "one per core", "one per core, projected"):
-            print(f"round {r + 1}, {args.model}, {name}: {side(name):,.0f} reviews/s "
+        for name, batch in sides:
+            print(f"round {r + 1}, {args.model}, {name}: {side(name, batch):,.0f} reviews/s "
                   f"(load {os.getloadavg()[0]:.2f})", flush=True)
 
 

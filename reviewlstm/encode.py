@@ -7,6 +7,7 @@ count capped at `max_len`. Unknown words map to 1 (UNK).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain, repeat
 
 import numpy as np
 import polars as pl
@@ -29,14 +30,16 @@ class Split:
 
 
 def encode_tokens(tokens: list[list[str]], index: dict[str, int], max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Token lists -> (ids padded/truncated to max_len, true lengths capped at max_len)."""
+    """Token lists -> (ids padded/truncated to max_len, true lengths capped at max_len).
+
+    All rows' ids are looked up in one pass and laid into the padded matrix at once (row-major
+    order is each row's tokens in turn): a numpy assignment per row cost more than the lookups."""
+    lengths = np.fromiter(map(len, tokens), dtype=np.int32, count=len(tokens))
+    np.minimum(lengths, max_len, out=lengths)
+    kept = chain.from_iterable(words if len(words) <= max_len else words[:max_len] for words in tokens)
+    flat = np.fromiter(map(index.get, kept, repeat(UNK)), dtype=np.int32, count=int(lengths.sum()))
     ids = np.zeros((len(tokens), max_len), dtype=np.int32)
-    lengths = np.empty(len(tokens), dtype=np.int32)
-    get = index.get
-    for row, words in enumerate(tokens):
-        n = min(len(words), max_len)
-        ids[row, :n] = [get(w, UNK) for w in words[:n]]
-        lengths[row] = n
+    ids[np.arange(max_len) < lengths[:, None]] = flat
     return ids, lengths
 
 
