@@ -1,8 +1,9 @@
 """Ratings for new reviews, through exactly the preprocessing the model was trained with.
 
 text -> `text.clean` -> `text.tokenize` -> `encode.encode_tokens` (the model's vocabulary and
-max_len) -> `train.predict_proba` -> a rating: the most probable class + label_min, or the
-regression output rounded half up, clipped to the scale, + label_min.
+max_len; these two run as array operations, `lexicon.Lexicon`, giving the same ids) ->
+`train.predict_proba` -> a rating: the most probable class + label_min, or the regression output
+rounded half up, clipped to the scale, + label_min.
 
 A model is loaded from a folder holding `model.pt` and `model.json` (what the train stage writes),
 a vocabulary folder (what the prune stage writes) and the preprocessing settings (`Preprocess`).
@@ -16,6 +17,7 @@ import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from reviewlstm.config import CleanConfig, ModelConfig, PipelineConfig, Tokenize
 from reviewlstm.cores import available_cores
 from reviewlstm.encode import encode_tokens
 from reviewlstm.errors import InputError
+from reviewlstm.lexicon import Lexicon
 from reviewlstm.memory import keep_freed_memory
 from reviewlstm.fingerprint import dir_digest
 from reviewlstm.storage import atomic_file
@@ -78,10 +81,20 @@ class Predictor:
     source: str  # the folder it was loaded from, for messages
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Texts -> (ids, lengths) as the pipeline's clean, tokenize and encode stages make them."""
+        """Texts -> (ids, lengths) as the pipeline's clean, tokenize and encode stages make them
+        (tokenize and encode in arrays: reviewlstm/lexicon.py)."""
         cleaned = text.clean(pl.Series("text", texts, dtype=pl.Utf8).fill_null(""), self.prep.clean)
-        tokens = text.tokenize(cleaned.to_list(), self.prep.tokenize)
-        return encode_tokens(tokens, self.index, self.prep.max_len)
+        if self.lexicon is None:
+            tokens = text.tokenize(cleaned.to_list(), self.prep.tokenize)
+            return encode_tokens(tokens, self.index, self.prep.max_len)
+        return self.lexicon.encode(cleaned, self.prep.tokenize, self.prep.max_len)
+
+    @cached_property
+    def lexicon(self) -> Lexicon | None:
+        try:
+            return Lexicon.of(self.index)
+        except ValueError:  # a spaCy whose special cases do not fit its keys: strings, as the stages do
+            return None
 
     def scores(self, texts: list[str], batch_size: int = BATCH) -> np.ndarray:
         """Class probabilities (n, C), or regression outputs (n,) on the class scale 0..C-1.
