@@ -161,10 +161,11 @@ def _steps(table: torch.Tensor, w_hh: torch.Tensor, ids: torch.Tensor, active: l
     c = table.new_zeros(batch, hidden)
     for t in range(len(active)):
         k = active[t]
-        gates = torch.addmm(table.index_select(0, ids[t, :k]), h[:k], w_hh)  # i, f, o, g
-        ifo = gates[:, : 3 * hidden].sigmoid()
-        c_k = torch.addcmul(ifo[:, hidden : 2 * hidden] * c[:k], ifo[:, :hidden], gates[:, 3 * hidden :].tanh())
-        h_k = ifo[:, 2 * hidden :] * c_k.tanh()
+        gates = table.index_select(0, ids[t, :k]).addmm_(h[:k], w_hh)  # i, f, o, g; in place: fewer buffers
+        gates[:, : 3 * hidden].sigmoid_()
+        g = gates[:, 3 * hidden :].tanh_()
+        c_k = torch.addcmul(gates[:, hidden : 2 * hidden] * c[:k], gates[:, :hidden], g)
+        h_k = gates[:, 2 * hidden : 3 * hidden] * c_k.tanh()
         if k == batch:
             h, c = h_k, c_k
         else:
