@@ -111,34 +111,35 @@ class Lexicon:
     def _tokens(self, data: np.ndarray, offsets: np.ndarray, drop_whitespace: bool):
         """(text of each token, its id) in reading order, and which texts are not SAFE_TEXT."""
         n = len(offsets) - 1
-        kind = ((data >= A) & (data <= A + 25)).view(np.int8) + 2 * (data == SPACE).view(np.int8)  # 1 letter, 2 space, 0 other
+        letter = (data >= A) & (data <= A + 25)
+        space = data == SPACE
         # a text with any other byte goes through text.tokenize instead
         unsafe = np.zeros(n, dtype=bool)
-        unsafe[np.searchsorted(offsets, np.flatnonzero(kind == 0), side="right") - 1] = True
-        # runs of one kind, cut where a text starts: words and runs of spaces
-        cut = np.empty(len(data), dtype=bool)
-        cut[:1] = True
-        np.not_equal(kind[1:], kind[:-1], out=cut[1:])
-        cut[offsets[:-1][offsets[:-1] < offsets[1:]]] = True
-        start = np.flatnonzero(cut)
-        width = np.diff(start, append=len(data))
-        run_kind = kind[start]
+        unsafe[np.searchsorted(offsets, np.flatnonzero(~(letter | space)), side="right") - 1] = True
+        first = np.zeros(len(data) + 1, dtype=bool)  # where a text starts: no run goes on past it
+        first[offsets[:-1][offsets[:-1] < offsets[1:]]] = True
+        start, end = _runs(letter, first)
+        code, special = self._lookup(data, start, end - start)
+        if not drop_whitespace:
+            # spaCy's whitespace tokens: every space of a run after its first (the first belongs
+            # to the word before it), all the spaces of a run that starts a text
+            extra = space & (np.r_[False, space[:-1]] | first[:-1])
+            s_start, s_end = _runs(extra, first)
+            width = s_end - s_start
+            table = np.array([self.index.get(" " * w, UNK) for w in range(int(width.max(initial=0)) + 1)], dtype=np.int32)
+            # words and whitespace tokens, in the order they start
+            at = np.arange(len(s_start)) + np.searchsorted(start, s_start)
+            is_word = np.ones(len(start) + len(s_start), dtype=bool)
+            is_word[at] = False
+            merged = np.empty(len(is_word), dtype=np.int64)
+            merged[is_word], merged[at] = start, s_start
+            start = merged
+            codes = np.empty(len(is_word), dtype=np.int32)
+            codes[is_word], codes[at] = code, table[width]
+            specials = np.full(len(is_word), -1, dtype=np.int64)
+            specials[is_word] = special
+            code, special = codes, specials
         row = np.repeat(np.arange(n), np.diff(np.searchsorted(start, offsets)))
-
-        words = run_kind == 1
-        code = np.zeros(len(start), dtype=np.int32)
-        special = np.full(len(start), -1, dtype=np.int64)
-        code[words], special[words] = self._lookup(data, start[words], width[words])
-        if drop_whitespace:
-            keep = words
-        else:
-            spaces = run_kind == 2
-            # the one space after a word is that word's; the rest of the run is one token
-            width = width - (spaces & (start != offsets[row]))
-            keep = words | (spaces & (width > 0))
-            table = np.array([self.index.get(" " * w, UNK) for w in range(int(width[spaces].max(initial=0)) + 1)], dtype=np.int32)
-            code[spaces] = table[width[spaces]]
-        code, row, special = code[keep], row[keep], special[keep]
         if (special >= 0).any():
             code, row = self._expand(code, row, special)
         return row, code, unsafe
@@ -197,6 +198,13 @@ def _bytes(cleaned: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     offsets = np.frombuffer(off, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
     data = np.frombuffer(buf, dtype=np.uint8) if buf is not None else np.zeros(0, dtype=np.uint8)
     return data[offsets[0] : offsets[-1]], offsets - offsets[0]
+
+
+def _runs(mask: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) of each run of True in mask, runs cut where a text starts."""
+    before = np.r_[False, mask[:-1]] & ~first[:-1]
+    after = np.r_[mask[1:], False] & ~first[1:]
+    return np.flatnonzero(mask & ~before), np.flatnonzero(mask & ~after) + 1
 
 
 def _slot(key: np.ndarray, size: int) -> np.ndarray:
