@@ -7,8 +7,8 @@ it for every review it rates. Here a batch of cleaned texts is read as the bytes
 holds, and words, runs of spaces and spaCy's special cases become ids in numpy:
 
 - a word (a run of a-z) of up to 12 letters becomes a 60-bit key, 5 bits a letter, read from
-  the bytes 8 at a time, and is found among the vocabulary's sorted keys; a longer word (about
-  one token in 300 in the real reviews) is looked up as a string;
+  the bytes 8 at a time, and is found in a hash table of the vocabulary's keys; a longer word
+  (about one token in 300 in the real reviews) is looked up as a string;
 - a run of n spaces is a whitespace token of n spaces at the start of a text, else of n - 1
   (none when that is 0): spaCy's rule on such text (see text.py);
 - a special-case word ("dont") becomes its pieces ("do", "nt").
