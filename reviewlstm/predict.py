@@ -100,9 +100,9 @@ class Predictor:
         """Class probabilities (n, C), or regression outputs (n,) on the class scale 0..C-1.
 
         This thread cleans, tokenizes and encodes batch after batch; one model thread per core
-        scores them as they come (the model's steps run without the GIL), each on one torch thread: an LSTM
-        this small gains little from a second thread inside one forward pass, and much from a
-        second pass running beside it. A row's result does not depend on the batching (beyond
+        scores them as they come (the model's steps run without the GIL), each on one torch
+        thread: an LSTM this small gains little from a second thread inside one forward pass, and
+        much from a second pass running beside it. A row's result does not depend on the batching (beyond
         float rounding).
         """
         import torch
