@@ -136,8 +136,9 @@ def projected_last_hidden(model: ReviewLSTM, ids: torch.Tensor, lengths: torch.T
 
 
 def _projection(model: ReviewLSTM) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (vocab, 4H) input table and W_hh^T, gate columns reordered to (i, f, o, g) so that one
-    sigmoid covers three gates; kept on the model until one of its weights changes (an
+    """The (vocab, 4H) input table and W_hh^T, gate columns reordered to (i, f, o, g) and the g
+    columns doubled, so that one sigmoid covers all four gates (tanh(x) = 2 sigmoid(2x) - 1, and
+    doubling is exact in floats); kept on the model until one of its weights changes (an
     optimizer step or a load bumps the tensors' version)."""
     lstm = model.lstm
     weights = (model.embedding.weight, lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
@@ -148,24 +149,31 @@ def _projection(model: ReviewLSTM) -> tuple[torch.Tensor, torch.Tensor]:
         gates = torch.cat([torch.arange(2 * hidden), torch.arange(3 * hidden, 4 * hidden), torch.arange(2 * hidden, 3 * hidden)])
         with torch.no_grad():
             table = torch.addmm(lstm.bias_ih_l0 + lstm.bias_hh_l0, model.embedding.weight, lstm.weight_ih_l0.t())
-            cached = (key, table[:, gates].contiguous(), lstm.weight_hh_l0.t()[:, gates].contiguous())
+            table, w_hh = table[:, gates].contiguous(), lstm.weight_hh_l0.t()[:, gates].contiguous()
+            table[:, 3 * hidden :] *= 2
+            w_hh[:, 3 * hidden :] *= 2
+            cached = (key, table, w_hh)
         model.__dict__["_projection"] = cached  # not a parameter or buffer: never saved
     return cached[1], cached[2]
 
 
 def _steps(table: torch.Tensor, w_hh: torch.Tensor, ids: torch.Tensor, active: list[int]) -> torch.Tensor:
-    """The LSTM recurrence over (T, B) ids, rows sorted longest first; `active`: rows per step."""
+    """The LSTM recurrence over (T, B) ids, rows sorted longest first; `active`: rows per step.
+
+    tanh goes through sigmoid: torch's float tanh costs about three sigmoids on this CPU
+    (bench/RESULTS.md), and the identity moves results by rounding only (about 1e-6 after 70
+    saturated steps)."""
     hidden = w_hh.shape[0]
     batch = ids.shape[1]
     h = table.new_zeros(batch, hidden)
     c = table.new_zeros(batch, hidden)
     for t in range(len(active)):
         k = active[t]
-        gates = table.index_select(0, ids[t, :k]).addmm_(h[:k], w_hh)  # i, f, o, g; in place: fewer buffers
-        gates[:, : 3 * hidden].sigmoid_()
-        g = gates[:, 3 * hidden :].tanh_()
+        # i, f, o, sigmoid(2 g); in place: fewer buffers
+        gates = table.index_select(0, ids[t, :k]).addmm_(h[:k], w_hh).sigmoid_()
+        g = gates[:, 3 * hidden :].mul_(2).sub_(1)
         c_k = torch.addcmul(gates[:, hidden : 2 * hidden] * c[:k], gates[:, :hidden], g)
-        h_k = gates[:, 2 * hidden : 3 * hidden] * c_k.tanh()
+        h_k = (c_k * 2).sigmoid_().mul_(2).sub_(1).mul_(gates[:, 2 * hidden : 3 * hidden])
         if k == batch:
             h, c = h_k, c_k
         else:
