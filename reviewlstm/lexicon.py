@@ -32,6 +32,7 @@ from reviewlstm.encode import UNK, encode_tokens
 
 PACKED = 12  # letters in a key: 5 bits each, 60 bits
 EMPTY = -1  # a free slot: no key is negative
+CHUNK = 10_000  # texts encoded at a time
 A, SPACE = ord("a"), ord(" ")
 _LOW = np.uint64(0x6060606060606060)  # "a" - 1 in every byte: letters become 1..26
 _MASKS = np.array([(1 << (8 * n)) - 1 for n in range(8)] + [2**64 - 1], dtype=np.uint64)  # the first n bytes
@@ -87,12 +88,19 @@ class Lexicon:
         )
 
     def encode(self, cleaned: pl.Series, cfg: TokenizeConfig, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-        """Cleaned texts -> (ids (n, max_len) int32, lengths (n,) int32), as encode_tokens."""
+        """Cleaned texts -> (ids (n, max_len) int32, lengths (n,) int32), as encode_tokens.
+
+        CHUNK texts at a time: the byte-wise arrays take about 60 bytes per byte of text, and past
+        a few hundred MB they cost more in page faults than in work (bench/RESULTS.md)."""
         n = len(cleaned)
         ids = np.zeros((n, max_len), dtype=np.int32)
         lengths = np.zeros(n, dtype=np.int32)
-        if n == 0:
-            return ids, lengths
+        for at in range(0, n, CHUNK):
+            self._encode_into(cleaned.slice(at, CHUNK), cfg, ids[at : at + CHUNK], lengths[at : at + CHUNK])
+        return ids, lengths
+
+    def _encode_into(self, cleaned: pl.Series, cfg: TokenizeConfig, ids: np.ndarray, lengths: np.ndarray) -> None:
+        n, max_len = ids.shape
         data, offsets = _bytes(cleaned)
         row, code, unsafe = self._tokens(data, offsets, cfg.drop_whitespace)
         keep = ~unsafe[row]
@@ -106,7 +114,6 @@ class Lexicon:
         if len(rest):
             texts = cleaned.gather(rest).to_list()
             ids[rest], lengths[rest] = encode_tokens(text.tokenize(texts, cfg), self.index, max_len)
-        return ids, lengths
 
     def _tokens(self, data: np.ndarray, offsets: np.ndarray, drop_whitespace: bool):
         """(text of each token, its id) in reading order, and which texts are not SAFE_TEXT."""

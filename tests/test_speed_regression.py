@@ -8,13 +8,17 @@ import random
 import statistics
 import time
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from reviewlstm import text
-from reviewlstm.config import ModelConfig, TokenizeConfig
-from reviewlstm.models import build_model, packed_last_hidden
+from conftest import REAL_DATA, needs_real_data
+from reviewlstm import ingest, text, vocab
+from reviewlstm.config import CleanConfig, IngestConfig, ModelConfig, TokenizeConfig
+from reviewlstm.encode import encode_tokens
+from reviewlstm.lexicon import Lexicon
+from reviewlstm.models import build_model, packed_last_hidden, projected_last_hidden
 
 
 def ratio(slow, fast, rounds: int = 3) -> float:
@@ -43,7 +47,7 @@ def test_padded_variable_length_training_beats_packing(one_thread):
     torch.manual_seed(0)
     model = build_model(ModelConfig(length="variable", dropout=0.3), vocab_size=2000)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    batch, steps = 768, 70  # measured: 2.5x at 256, 4x at 768, 7-8x at 1024 and at 5000
+    batch, steps = 1024, 70  # measured 2026-11-29: 2.0-2.4x at 768, 5.2-5.7x at 1024 and 1536
     lengths = torch.where(torch.rand(batch) < 0.5, torch.full((batch,), steps), torch.randint(1, steps, (batch,)))
     ids = torch.randint(2, 2000, (batch, steps)) * (torch.arange(steps) < lengths[:, None])
     y = torch.randint(0, 5, (batch,))
@@ -82,3 +86,44 @@ def test_fast_tokenizer_beats_spacy():
     r = ratio(spacy_side, fast_side)
     print(f"spaCy / fast tokenizer: {r:.2f}x")
     assert r >= 2.0
+
+
+def test_projected_inference_beats_the_lstm(one_thread):
+    """Prediction's steps (models.projected_last_hidden: input table, one sigmoid for four
+    gates, one TorchScript call) against nn.LSTM itself, the study's fixed model on 500 rows."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(), vocab_size=2000).eval()
+    lengths = torch.randint(1, 71, (500,))
+    ids = torch.randint(2, 2000, (500, 70)) * (torch.arange(70) < lengths[:, None])
+
+    def side(hidden):
+        def run():
+            with torch.inference_mode():
+                return hidden(model, ids, lengths)
+        return run
+
+    lstm, projected = side(lambda m, i, n: m.last_hidden(i, n)), side(projected_last_hidden)
+    torch.testing.assert_close(projected(), lstm(), atol=1e-5, rtol=1e-5)
+    r = ratio(lstm, projected, rounds=5)
+    print(f"nn.LSTM / projected steps: {r:.2f}x")
+    assert r >= 1.2
+
+
+@needs_real_data
+def test_array_lexicon_beats_the_string_path():
+    """Prediction's tokenize + encode in arrays (reviewlstm/lexicon.py) against text.tokenize +
+    encode_tokens, the stages' own path, on 4,000 real reviews (bench/predict_throughput.py
+    measures about 3x on all of them)."""
+    reviews = ingest.reviews(ingest.read_table(REAL_DATA), IngestConfig(), source=str(REAL_DATA))
+    cleaned = text.clean(reviews["text"].head(4000), CleanConfig())
+    texts, cfg = cleaned.to_list(), TokenizeConfig()
+    words = vocab.vocabulary(vocab.count_tokens(text.tokenize(texts, cfg)), 2)
+    index = dict(zip(words["word"].to_list(), words["id"].to_list()))
+    lexicon = Lexicon.of(index)
+    strings = lambda: encode_tokens(text.tokenize(texts, cfg), index, 70)  # noqa: E731
+    arrays = lambda: lexicon.encode(cleaned, cfg, 70)  # noqa: E731
+    for got, want in zip(arrays(), strings()):
+        np.testing.assert_array_equal(got, want)
+    r = ratio(strings, arrays)
+    print(f"string path / array lexicon: {r:.2f}x")
+    assert r >= 1.5
