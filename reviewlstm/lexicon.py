@@ -90,7 +90,7 @@ class Lexicon:
     def encode(self, cleaned: pl.Series, cfg: TokenizeConfig, max_len: int) -> tuple[np.ndarray, np.ndarray]:
         """Cleaned texts -> (ids (n, max_len) int32, lengths (n,) int32), as encode_tokens.
 
-        CHUNK texts at a time: the byte-wise arrays take about 60 bytes per byte of text, and past
+        CHUNK texts at a time: the byte-wise arrays peak at about 26 bytes per byte of text, and past
         a few hundred MB they cost more in page faults than in work (bench/RESULTS.md)."""
         n = len(cleaned)
         ids = np.zeros((n, max_len), dtype=np.int32)
