@@ -32,7 +32,9 @@ def start(seed: int, args: argparse.Namespace) -> tuple[subprocess.Popen, float]
            "--set", f"train.seed={seed}", *[x for kv in args.set for x in ("--set", kv)], "--json"]
     env = dict(os.environ)
     if args.parallel:  # one Prefect home (and temporary server) per run
-        env["PREFECT_HOME"] = str(Path(args.data_dir).resolve() / f".prefect-seed{seed}")
+        home = Path(args.data_dir).resolve() / f".prefect-seed{seed}"
+        home.mkdir(parents=True, exist_ok=True)  # Prefect's server cannot create its database's folder
+        env["PREFECT_HOME"] = str(home)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return proc, time.perf_counter()
 
