@@ -50,6 +50,18 @@ class ReviewLSTM(nn.Module):
         """(B, T) ids -> (B, T, E) embedded, dropout applied (one random draw for the batch)."""
         return self.dropout(self.embedding(ids))
 
+    def dropout_noise(self, ids: torch.Tensor) -> torch.Tensor | None:
+        """The factors embed's dropout multiplies a batch by, drawn as F.dropout draws them on a
+        CPU (bernoulli(1 - p) / (1 - p) over the (B, T, E) shape: the same random stream), so a
+        batch can be embedded part by part with the draw of one pass (tests/test_train.py; a GPU's
+        fused dropout draws differently, so there the draw is another, equally random one).
+        None where dropout draws nothing (p = 0, or eval mode)."""
+        p = self.dropout.p
+        if p == 0 or not self.dropout.training:
+            return None
+        noise = torch.empty(*ids.shape, self.embedding.embedding_dim, device=self.embedding.weight.device)
+        return noise.bernoulli_(1 - p).div_(1 - p)
+
     def last_hidden(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T) ids -> (B, features): what the head reads."""
         return self.features(self.embed(ids), lengths)

@@ -7,6 +7,7 @@ import torch
 from reviewlstm.config import ModelConfig, Round
 from reviewlstm.encode import Split
 from reviewlstm.errors import InputError
+from reviewlstm.models import build_model
 from reviewlstm.train import load_model, predict_proba, train_model
 
 VOCAB, T = 30, 10
@@ -132,6 +133,22 @@ def test_bad_splits_raise_input_error():
     empty = Split(ids=np.zeros((0, T), np.int64), lengths=np.zeros(0, np.int64), labels=np.zeros(0, np.int64))
     with pytest.raises(InputError, match="validation split has no rows"):
         train_model(small(), TRAIN, empty, VOCAB, seed=0, threads=1)
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_dropout_noise_is_the_draw_of_the_models_own_dropout(p):
+    # micro-batches embed part by part with this noise: it must be F.dropout's draw, bit for
+    # bit, so that the random stream and the batch's values stay the study's
+    model = build_model(ModelConfig(embedding_dim=8, dropout=p), vocab_size=30).train()
+    ids = torch.randint(0, 30, (40, 12))
+    torch.manual_seed(5)
+    want, want_next = model.embed(ids), torch.rand(3)
+    torch.manual_seed(5)
+    got, got_next = model.embedding(ids) * model.dropout_noise(ids), torch.rand(3)
+    assert torch.equal(got, want)
+    assert torch.equal(got_next, want_next)  # as much of the stream used: later batches draw the same
+    assert model.eval().dropout_noise(ids) is None
+    assert build_model(ModelConfig(dropout=0.0), vocab_size=30).train().dropout_noise(ids) is None
 
 
 @pytest.mark.parametrize("kw", [
