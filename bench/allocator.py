@@ -26,6 +26,7 @@ AN EXTRAPOLATION FROM --epochs EPOCHS PER VARIANT, NOT A MEASURED 330-EPOCH RUN.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -42,17 +43,16 @@ sys.path.insert(0, str(ROOT / "bench"))
 SIDES = ("study", "pipeline", "pipeline+alloc", "whole batch", "whole embedding")
 
 
-def _backward_whole_embedding(model, ids, lengths, target, expected_weight, micro_batch):
-    """reviewlstm.train._backward as it was before the embedding went part by part."""
+def _backward_whole_embedding(current, model, ids, lengths, target, expected_weight, micro_batch):
+    """reviewlstm.train._backward as it was before the embedding went part by part (`current`:
+    today's, whose one-pass branch is unchanged)."""
     import torch
 
     from reviewlstm.train import _loss
 
     n = len(target)
     if not micro_batch or n <= micro_batch:
-        loss = _loss(model(ids, lengths), target, model.regress, expected_weight)
-        loss.backward()
-        return loss.item()
+        return current(model, ids, lengths, target, expected_weight, micro_batch)
     x = model.embed(ids)
     parts = [p.detach().requires_grad_(x.requires_grad) for p in x.split(micro_batch)]
     total = 0.0
@@ -77,7 +77,7 @@ def child(side: str, variant: str, epochs: int) -> None:
     from reviewlstm.train import train_model
 
     if side == "whole embedding":
-        library._backward = _backward_whole_embedding
+        library._backward = functools.partial(_backward_whole_embedding, library._backward)
 
     cfg, _, train, valid, vocab_size, emb, _ = speed.prepare(speed.REAL)
     mcfg = cfg.variants[variant]
