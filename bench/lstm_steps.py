@@ -69,9 +69,10 @@ def main() -> None:
 
     # the previous design's table: (i, f, o, g) without doubling g
     table, w_hh = _projection(model)
+    g = 3 * model.lstm.hidden_size  # where the g columns start
     old_table, old_w = table.clone(), w_hh.clone()
-    old_table[:, 150:] /= 2
-    old_w[:, 150:] /= 2
+    old_table[:, g:] /= 2
+    old_w[:, g:] /= 2
     scripted_tanh = torch.jit.script(tanh_steps)
     ids_t = ids.t().contiguous()
     with torch.inference_mode():

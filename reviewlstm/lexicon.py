@@ -90,8 +90,8 @@ class Lexicon:
     def encode(self, cleaned: pl.Series, cfg: TokenizeConfig, max_len: int) -> tuple[np.ndarray, np.ndarray]:
         """Cleaned texts -> (ids (n, max_len) int32, lengths (n,) int32), as encode_tokens.
 
-        CHUNK texts at a time: the byte-wise arrays peak at about 26 bytes per byte of text, and past
-        a few hundred MB they cost more in page faults than in work (bench/RESULTS.md)."""
+        CHUNK texts at a time: the byte-wise arrays peak at about 26 bytes per byte of text, and
+        past a few hundred MB they cost more in page faults than in work (bench/RESULTS.md)."""
         n = len(cleaned)
         ids = np.zeros((n, max_len), dtype=np.int32)
         lengths = np.zeros(n, dtype=np.int32)

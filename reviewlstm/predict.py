@@ -102,8 +102,8 @@ class Predictor:
         This thread cleans, tokenizes and encodes batch after batch; one model thread per core
         scores them as they come (the model's steps run without the GIL), each on one torch
         thread: an LSTM this small gains little from a second thread inside one forward pass, and
-        much from a second pass running beside it. A row's result does not depend on the batching (beyond
-        float rounding).
+        much from a second pass running beside it. A row's result does not depend on the batching
+        (beyond float rounding).
         """
         import torch
 
