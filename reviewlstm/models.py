@@ -50,17 +50,22 @@ class ReviewLSTM(nn.Module):
         """(B, T) ids -> (B, T, E) embedded, dropout applied (one random draw for the batch)."""
         return self.dropout(self.embedding(ids))
 
-    def dropout_noise(self, ids: torch.Tensor) -> torch.Tensor | None:
-        """The factors embed's dropout multiplies a batch by, drawn as F.dropout draws them on a
-        CPU (bernoulli(1 - p) / (1 - p) over the (B, T, E) shape: the same random stream), so a
-        batch can be embedded part by part with the draw of one pass (tests/test_train.py; a GPU's
-        fused dropout draws differently, so there the draw is another, equally random one).
+    def dropout_mask(self, ids: torch.Tensor) -> torch.Tensor | None:
+        """Which embedded values embed's dropout keeps for this batch, drawn as F.dropout draws
+        them on a CPU (bernoulli(1 - p) over the (B, T, E) shape: the same random stream), one
+        bool a value, a quarter of the float noise's memory. A batch embedded part by part with
+        `dropped` then gets the draw of one pass (tests/test_train.py; a GPU's fused dropout
+        draws differently, so there the draw is another, equally random one).
         None where dropout draws nothing (p = 0, or eval mode)."""
         p = self.dropout.p
         if p == 0 or not self.dropout.training:
             return None
-        noise = torch.empty(*ids.shape, self.embedding.embedding_dim, device=self.embedding.weight.device)
-        return noise.bernoulli_(1 - p).div_(1 - p)
+        mask = torch.empty(*ids.shape, self.embedding.embedding_dim, dtype=torch.bool, device=ids.device)
+        return mask.bernoulli_(1 - p)
+
+    def dropped(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """x times the dropout noise of these kept values, the noise made as F.dropout makes it."""
+        return x * keep.to(x.dtype).div_(1 - self.dropout.p)
 
     def last_hidden(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T) ids -> (B, features): what the head reads."""

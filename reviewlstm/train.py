@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reviewlstm.adam import Adam
 from reviewlstm.config import ModelConfig
 from reviewlstm.cores import available_cores
 from reviewlstm.encode import Split
@@ -128,13 +129,13 @@ def _backward(model: ReviewLSTM, ids: torch.Tensor, lengths: torch.Tensor, targe
         loss = _loss(model(ids, lengths), target, model.regress, expected_weight)
         loss.backward()
         return loss.item()
-    noise = model.dropout_noise(ids)
+    keep = model.dropout_mask(ids)
     total = 0.0
     for at in range(0, n, micro_batch):
         part = slice(at, at + micro_batch)
         x = model.embedding(ids[part])
-        if noise is not None:
-            x = x * noise[part]
+        if keep is not None:
+            x = model.dropped(x, keep[part])
         out = model.output(model.features(x, lengths[part]))
         loss = _loss(out, target[part], model.regress, expected_weight) * (len(target[part]) / n)  # a mean's share
         loss.backward()
@@ -223,7 +224,7 @@ def train_model(
                     continue
                 if round_no == resume["round"]:
                     done = resume["round_epochs"]
-            optimizer = torch.optim.Adam(params, lr=rnd.lr)  # fresh each round, as in the study
+            optimizer = Adam(params, lr=rnd.lr)  # fresh each round, as in the study; torch's arithmetic
             if done:
                 optimizer.load_state_dict(resume["optimizer"])
             for epoch_in_round in range(done + 1, rnd.epochs + 1):
@@ -237,7 +238,7 @@ def train_model(
                     xb, lb, yb = x[batch], l[batch], y[batch]
                     if cfg.bucket:  # similar lengths: cut the padding no review of the batch reaches
                         xb = xb[:, : max(int(lb.max()), 1)]
-                    optimizer.zero_grad(set_to_none=True)
+                    optimizer.zero_grad()
                     loss = _backward(model, xb, lb, yb, weight, cfg.micro_batch)
                     optimizer.step()
                     sum_loss += loss * len(yb)
@@ -301,7 +302,7 @@ def _batches(lengths: torch.Tensor, batch_size: int, bucket: bool, generator: to
     return [batches[i].to(lengths.device) for i in order]
 
 
-CHECKPOINT_FORMAT = "reviewlstm-train-checkpoint/1"
+CHECKPOINT_FORMAT = "reviewlstm-train-checkpoint/2"  # 2: reviewlstm.adam's optimizer state
 
 
 def run_fingerprint(cfg: ModelConfig, train: Split, valid: Split, vocab_size: int, seed: int,

@@ -50,7 +50,8 @@ class Progress:
 
 # reviewlstm.worker only carries the call to another process (tests/test_concurrent_training.py
 # shows it trains bit-identically), so its code is not part of the key
-@stage_task("train", "reviewlstm.models", "reviewlstm.train", "reviewlstm.metrics", "reviewlstm.encode")
+@stage_task("train", "reviewlstm.models", "reviewlstm.train", "reviewlstm.adam", "reviewlstm.metrics",
+            "reviewlstm.encode")
 def train(encoded: Record, vocab: Record, glove: Record | None, name: str, cfg: ModelConfig,
           trainer: TrainConfig, num_classes: int, data_dir: str) -> Record:
     """Train one variant on the training split, validating after every epoch.

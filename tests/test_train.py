@@ -47,14 +47,16 @@ def test_same_seed_same_history_and_weights_other_seed_differs():
 
 
 def test_history_rows_rounds_and_fresh_optimizers(monkeypatch):
+    from reviewlstm import train as library
+
     made = []
-    adam = torch.optim.Adam
+    adam = library.Adam
 
     def spy(params, lr):
         made.append(lr)
         return adam(params, lr=lr)
 
-    monkeypatch.setattr(torch.optim, "Adam", spy)
+    monkeypatch.setattr(library, "Adam", spy)
     seen = []
     cfg = small(rounds=[Round(epochs=2, lr=0.05), Round(epochs=0, lr=0.5), Round(epochs=1, lr=0.01)])
     _, hist = train_model(cfg, TRAIN, VALID, VOCAB, seed=0, threads=1, on_epoch=seen.append)
@@ -136,7 +138,7 @@ def test_bad_splits_raise_input_error():
 
 
 @pytest.mark.parametrize("p", [0.2, 0.5])
-def test_dropout_noise_is_the_draw_of_the_models_own_dropout(p):
+def test_dropout_mask_is_the_draw_of_the_models_own_dropout(p):
     # micro-batches embed part by part with this noise: it must be F.dropout's draw, bit for
     # bit, so that the random stream and the batch's values stay the study's
     model = build_model(ModelConfig(embedding_dim=8, dropout=p), vocab_size=30).train()
@@ -144,11 +146,13 @@ def test_dropout_noise_is_the_draw_of_the_models_own_dropout(p):
     torch.manual_seed(5)
     want, want_next = model.embed(ids), torch.rand(3)
     torch.manual_seed(5)
-    got, got_next = model.embedding(ids) * model.dropout_noise(ids), torch.rand(3)
+    keep = model.dropout_mask(ids)
+    got_next = torch.rand(3)
+    got = torch.cat([model.dropped(model.embedding(ids[i : i + 7]), keep[i : i + 7]) for i in range(0, 40, 7)])
     assert torch.equal(got, want)
     assert torch.equal(got_next, want_next)  # as much of the stream used: later batches draw the same
-    assert model.eval().dropout_noise(ids) is None
-    assert build_model(ModelConfig(dropout=0.0), vocab_size=30).train().dropout_noise(ids) is None
+    assert model.eval().dropout_mask(ids) is None
+    assert build_model(ModelConfig(dropout=0.0), vocab_size=30).train().dropout_mask(ids) is None
 
 
 @pytest.mark.parametrize("kw", [
