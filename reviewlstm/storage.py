@@ -93,6 +93,13 @@ def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     fsync_path(path.parent)
 
 
+def remove_with_leftovers(path: str | Path) -> None:
+    """Delete a file and the temporary files of atomic_file writes to it that were cut short."""
+    path = Path(path)
+    for leftover in [path, *path.parent.glob(f".{path.name}.*.tmp")]:
+        leftover.unlink(missing_ok=True)
+
+
 class Output:
     """The temporary folder a stage writes into; `figures` travel in the record."""
 

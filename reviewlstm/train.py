@@ -349,13 +349,6 @@ def _save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, f)
 
 
-def remove_checkpoint(path: str | Path) -> None:
-    """Delete a checkpoint and the temporary files of saves that were cut short."""
-    path = Path(path)
-    for leftover in [path, *path.parent.glob(f".{path.name}.*.tmp")]:
-        leftover.unlink(missing_ok=True)
-
-
 def load_model(
     cfg: ModelConfig, vocab_size: int, state_dict_path: str | Path, num_classes: int = 5, device: str = "cpu"
 ) -> ReviewLSTM:

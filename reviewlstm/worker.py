@@ -7,7 +7,9 @@ the cores in parallel, and works the same in a thread, a Dask worker (daemonic, 
 multiprocessing children) or a plain shell.
 
 The parent sends a job (pickled to a file: configs, arrays and paths, no code); the child streams
-one JSON line per epoch on stdout and writes the weights and history to the job's result file.
+one JSON line per epoch on stdout, saves the weights to the model file itself and the history to
+the job's result file. The parent never imports torch: it would cost every training run about
+220 MB of memory in the orchestrating process (bench/RESULTS.md, "Memory").
 """
 
 from __future__ import annotations
@@ -27,20 +29,23 @@ from typing import Any
 from reviewlstm.errors import InputError
 
 _ERROR = "reviewlstm-worker-error"
+_RESUMED = "reviewlstm-worker-resumed"  # epochs a checkpoint already held
 
 
-def train_in_child(job: dict[str, Any], on_epoch: Callable[[dict], None] | None = None) -> tuple[dict, list[dict]]:
-    """Run `train.train_model(**job)` in a fresh Python process; returns (state_dict, history).
+def train_in_child(job: dict[str, Any], model_file: str | Path, on_epoch: Callable[[dict], None] | None = None,
+                   on_resume: Callable[[int], None] | None = None) -> list[dict]:
+    """Run `train.train_model(**job)` in a fresh Python process, which saves the trained
+    state_dict (torch.save) to model_file; returns the history.
 
+    on_resume(epochs) is called first when the job's checkpoint holds that many epochs already.
     An InputError in the child is raised here with its message, an OSError with its errno (so
     a full disk is still reported as one); any other failure is a RuntimeError with the child's
     last words.
     """
-    import torch
-
     with tempfile.TemporaryDirectory(prefix="reviewlstm-train-") as tmp:
-        job_file, result_file = Path(tmp) / "job.pkl", Path(tmp) / "result.pt"
-        job_file.write_bytes(pickle.dumps({"kwargs": job, "result": str(result_file), "parent": os.getpid()}))
+        job_file, result_file = Path(tmp) / "job.pkl", Path(tmp) / "history.json"
+        job_file.write_bytes(pickle.dumps({"kwargs": job, "model": str(model_file), "result": str(result_file),
+                                           "parent": os.getpid()}))
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen([sys.executable, "-m", "reviewlstm.worker", str(job_file)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -59,6 +64,9 @@ def train_in_child(job: dict[str, Any], on_epoch: Callable[[dict], None] | None 
                     continue
                 if message.get(_ERROR):
                     error = message
+                elif _RESUMED in message:
+                    if on_resume is not None:
+                        on_resume(message[_RESUMED])
                 elif on_epoch is not None:
                     on_epoch(message)
             proc.wait()
@@ -74,8 +82,7 @@ def train_in_child(job: dict[str, Any], on_epoch: Callable[[dict], None] | None 
         if error is not None or proc.returncode != 0:
             detail = error["message"] if error else "".join(stderr[-20:]).strip() or f"exit status {proc.returncode}"
             raise RuntimeError(f"training in a child process failed: {detail}")
-        result = torch.load(result_file, map_location="cpu", weights_only=True)
-        return result["state"], result["history"]
+        return json.loads(result_file.read_text())
 
 
 def _die_with(parent: int) -> None:
@@ -102,13 +109,17 @@ def _die_with(parent: int) -> None:
 def main(job_file: str) -> int:
     import torch
 
-    from reviewlstm.train import train_model
+    from reviewlstm.train import checkpoint_epochs, train_model
 
     job = pickle.loads(Path(job_file).read_bytes())
     _die_with(job["parent"])
     emit = lambda row: print(json.dumps(row), flush=True)  # noqa: E731
     try:
+        if (checkpoint := job["kwargs"].get("checkpoint")) and (done := checkpoint_epochs(checkpoint)):
+            emit({_RESUMED: done})
         state, history = train_model(**job["kwargs"], on_epoch=emit)
+        with open(job["model"], "wb") as f:  # a file object: a full disk is an OSError naming ENOSPC
+            torch.save(state, f)
     except InputError as e:
         emit({_ERROR: True, "input": True, "message": str(e)})
         return 2
@@ -119,8 +130,7 @@ def main(job_file: str) -> int:
     except Exception as e:  # reported by the parent, with this line
         emit({_ERROR: True, "input": False, "message": f"{type(e).__name__}: {e}"})
         return 1
-    with open(job["result"], "wb") as f:
-        torch.save({"state": state, "history": history}, f)
+    Path(job["result"]).write_text(json.dumps(history))
     return 0
 
 

@@ -10,7 +10,7 @@ import polars as pl
 
 from reviewlstm.config import ModelConfig, TrainConfig
 from reviewlstm.encode import to_split
-from reviewlstm.storage import LAYERS, Record, file_of
+from reviewlstm.storage import LAYERS, Record, file_of, remove_with_leftovers
 from tasks.stage import folder_key, output, stage_task
 
 
@@ -59,11 +59,9 @@ def train(encoded: Record, vocab: Record, glove: Record | None, name: str, cfg: 
     A run that was killed mid-training continues from its last finished epoch: the checkpoint
     lives beside the layer's outputs under the stage's key, and goes once the model is stored.
     """
-    import torch
     from prefect import get_run_logger
 
-    from reviewlstm.train import checkpoint_epochs, remove_checkpoint
-    from reviewlstm.worker import train_in_child
+    from reviewlstm.worker import train_in_child  # torch stays in the child (reviewlstm/worker.py)
 
     inputs = dict(encoded=encoded, vocab=vocab, glove=glove, name=name, cfg=cfg, trainer=trainer,
                   num_classes=num_classes)
@@ -72,23 +70,20 @@ def train(encoded: Record, vocab: Record, glove: Record | None, name: str, cfg: 
         table = pl.read_parquet(file_of(encoded, "encoded.parquet"))
         embeddings = np.load(file_of(glove, "embeddings.npy")) if glove else None
         vocab_size = vocab["figures"]["vocab_size"]
-        if done := checkpoint_epochs(checkpoint):
-            get_run_logger().info("train[%s]: resuming from the checkpoint after epoch %d of %d (%s)",
-                                  name, done, cfg.epochs, checkpoint)
+        resumed = lambda done: get_run_logger().info(  # noqa: E731
+            "train[%s]: resuming from the checkpoint after epoch %d of %d (%s)", name, done, cfg.epochs, checkpoint)
         # in a child process: variants trained at the same time must not share torch's state
-        state, history = train_in_child(dict(
+        history = train_in_child(dict(
             cfg=cfg, train=to_split(table, "train"), valid=to_split(table, "valid"), vocab_size=vocab_size,
             seed=trainer.seed, threads=trainer.threads, embeddings=embeddings, num_classes=num_classes,
             device=trainer.device, checkpoint=checkpoint,
-        ), on_epoch=(progress := Progress(name, cfg.epochs)))
+        ), out.path("model.pt"), on_epoch=(progress := Progress(name, cfg.epochs)), on_resume=resumed)
         progress.finish()
-        with open(out.path("model.pt"), "wb") as f:  # a file object: a full disk is an OSError naming ENOSPC
-            torch.save(state, f)
         out.json("model.json", {"name": name, "config": cfg.model_dump(mode="json"), "vocab_digest": vocab["digest"],
                                 "vocab_size": vocab_size, "num_classes": num_classes, "history": history})
         last = next((row for row in history if row.get("kept")), history[-1] if history else {})
         out.figures = {k: round(v, 4) for k, v in last.items() if k in ("accuracy", "rmse", "train_loss")}
-    remove_checkpoint(checkpoint)  # the model is published: nothing left to resume
+    remove_with_leftovers(checkpoint)  # the model is published: nothing left to resume
     return out.record
 
 

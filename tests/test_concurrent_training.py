@@ -37,20 +37,22 @@ def job(**over) -> dict:
             "seed": 3, "threads": 1, **over}
 
 
-def test_child_process_training_equals_training_in_this_process():
+def test_child_process_training_equals_training_in_this_process(tmp_path):
     seen = []
-    state, history = train_in_child(job(), on_epoch=seen.append)
+    history = train_in_child(job(), tmp_path / "model.pt", on_epoch=seen.append)
+    state = torch.load(tmp_path / "model.pt", weights_only=True)  # saved by the child
     here_state, here_history = train_model(**job())
     assert history == here_history and seen == here_history  # every epoch streamed back
     assert state.keys() == here_state.keys()
     assert all(torch.equal(state[k], here_state[k]) for k in state)
 
 
-def test_child_process_input_error_comes_back_as_input_error():
+def test_child_process_input_error_comes_back_as_input_error(tmp_path):
     bad = tiny_split(20, 4)
     bad = Split(bad.ids + 100, bad.lengths, bad.labels)  # ids beyond the vocabulary
     with pytest.raises(InputError, match="another vocabulary"):
-        train_in_child(job(train=bad))
+        train_in_child(job(train=bad), tmp_path / "model.pt")
+    assert not (tmp_path / "model.pt").exists()
 
 
 def two_variants(parallel: int | None = None) -> PipelineConfig:

@@ -22,3 +22,17 @@ def test_help_imports_neither_torch_nor_spacy():
     imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines()
                 if line.startswith("import time:")}
     assert not imported & {"torch", "spacy", "thinc"}, sorted(imported & {"torch", "spacy", "thinc"})
+
+
+def test_training_leaves_torch_to_the_child(prefect_server, sample_csv, tmp_path):
+    """The orchestrating process trains through a child and never loads torch itself: torch
+    would add about 220 MB to it for the whole run (bench/RESULTS.md, "Memory")."""
+    data = tmp_path / "data"
+    code = ("import sys\nfrom flows.cli import main\n"
+            f"rc = main(['run', '--raw', {str(sample_csv)!r}, '--data-dir', {str(data)!r}, '--profile', 'quick',"
+            " '--until', 'train', '--variant', 'fixed', '--json'])\n"
+            "print('torch-loaded:', 'torch' in sys.modules, rc, file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=prefect_server, capture_output=True,
+                          text=True, timeout=300)
+    assert "torch-loaded: False 0" in proc.stderr, proc.stderr[-3000:]
+    assert list(data.glob("08_models/*/model.pt"))  # the child saved the weights where the stage publishes
