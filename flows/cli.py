@@ -184,6 +184,10 @@ def cmd_run(args: argparse.Namespace, until: str, force: list[str]) -> int:
     if url and not answers(url, timeout=10):  # at once, instead of after the client's retries
         raise InputError(f"Prefect API at {url} does not answer; expected a running server (start one with "
                          f"`reviewlstm ui`), or unset PREFECT_API_URL to let the run start a temporary one")
+    if not url:
+        from flows.server import start_temporary_server
+
+        start_temporary_server()
     from flows.pipeline import pipeline
 
     if not args.verbose:

@@ -3,6 +3,8 @@ that need them, so `reviewlstm --help`, argument errors and cached reruns stay f
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -36,3 +38,27 @@ def test_training_leaves_torch_to_the_child(prefect_server, sample_csv, tmp_path
                           text=True, timeout=300)
     assert "torch-loaded: False 0" in proc.stderr, proc.stderr[-3000:]
     assert list(data.glob("08_models/*/model.pt"))  # the child saved the weights where the stage publishes
+
+
+def test_a_run_without_a_server_starts_one_without_importing_prefects_server(sample_csv, tmp_path):
+    """Without PREFECT_API_URL the command starts the temporary server as a child process
+    (flows/server.py), so its own process never holds prefect.server's API (about 100 MB);
+    the server answers during the run and is gone when the command exits."""
+    from flows.ui import answers
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    code = ("import os, sys\nfrom flows.cli import main\n"
+            f"rc = main(['run', '--raw', {str(sample_csv)!r}, '--data-dir', {str(tmp_path / 'data')!r},"
+            " '--until', 'ingest', '--json'])\n"
+            "print('server-api:', os.environ.get('PREFECT_API_URL'), 'prefect.server.api.server' in sys.modules,"
+            " rc, file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    line = next((l for l in proc.stderr.splitlines() if l.startswith("server-api:")), None)
+    assert line is not None, proc.stderr[-3000:]
+    _, url, imported, rc = line.split()
+    assert url.startswith("http://127.0.0.1:") and imported == "False" and rc == "0"
+    assert json.loads(proc.stdout)["stages"][0]["stage"] == "ingest"
+    assert not answers(url, timeout=1)  # stopped at exit
+    assert "Traceback" not in proc.stderr and "Failed" not in proc.stderr, proc.stderr[-3000:]
