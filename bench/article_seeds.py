@@ -5,7 +5,7 @@ split each time), then prints and saves each variant's mean and spread of the va
 metrics next to the study's published figures. With --parallel the seeds run at the same time,
 each with its own Prefect home (give them --set train.threads=1 on a 2-core machine).
 
-    python bench/article_seeds.py [--seeds 0 1 2] [--data-dir data] [--parallel] [--set K=V ...]
+    python bench/article_seeds.py [--seeds 0 1 2] [--data-dir data] [--parallel] [--set K=V ...] [--variant V ...]
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ METRICS = ["accuracy", "rmse", "rmse_expected", "mae", "macro_f1", "within_one"]
 
 def start(seed: int, args: argparse.Namespace) -> tuple[subprocess.Popen, float]:
     cmd = [sys.executable, "-m", "flows.cli", "run", "--profile", args.profile, "--data-dir", args.data_dir,
-           "--set", f"train.seed={seed}", *[x for kv in args.set for x in ("--set", kv)], "--json"]
+           "--set", f"train.seed={seed}", *[x for kv in args.set for x in ("--set", kv)],
+           *[x for v in args.variant for x in ("--variant", v)], "--json"]
     env = dict(os.environ)
     if args.parallel:  # one Prefect home (and temporary server) per run
         home = Path(args.data_dir).resolve() / f".prefect-seed{seed}"
@@ -59,6 +60,8 @@ def main() -> None:
     ap.add_argument("--profile", default="article")
     ap.add_argument("--parallel", action="store_true", help="run the seeds at the same time")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to reviewlstm run")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME",
+                    help="only these variants (passed to reviewlstm run; default: the profile's)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "article_seeds.json"))
     ap.add_argument("--reuse", type=int, nargs="*", default=[], metavar="SEED",
                     help="seeds whose finished run is read from its article_seed{S}.json, not run again")
@@ -89,6 +92,7 @@ def main() -> None:
     command = ["python", "bench/article_seeds.py", "--seeds", *map(str, asked)]
     command += ["--reuse", *map(str, reused)] if reused else []
     command += ["--parallel"] * args.parallel + [x for kv in args.set for x in ("--set", kv)]
+    command += [x for v in args.variant for x in ("--variant", v)]
     result = {"command": " ".join(command),
               "peak_rss_mb": max(s["peak_rss_mb"] for s in runs.values()),
               "wall_seconds": {seed: s["wall_seconds"] for seed, s in runs.items()},
