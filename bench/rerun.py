@@ -134,7 +134,7 @@ def main() -> None:
 
         sides = {
             "empty_flow": [PY, "-c", TRACE, "empty"],
-            "cached_until_encode": [*cli, "--until", "encode"],
+            "cached_until_encode": [*cli, "--profile", "quick", "--until", "encode"],
             "cached_quick": [*cli, "--profile", "quick"],
         }
         walls: dict[str, list[float]] = {k: [] for k in sides}
