@@ -66,7 +66,8 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     if args.parallel:
         env["OMP_NUM_THREADS"] = "1"  # torch's intra-op threads: one per seed
-    cmd = lambda seed: [sys.executable, __file__, "--child", str(seed), "--variants", *args.variants, "--scale", str(args.scale)]  # noqa: E731
+    cmd = lambda seed: [sys.executable, __file__, "--child", str(seed), "--variants", *args.variants,  # noqa: E731
+                        "--scale", str(args.scale)]
     started, load = time.perf_counter(), os.getloadavg()
     runs: dict[int, dict] = {}
     batches = [args.seeds] if args.parallel else [[s] for s in args.seeds]
@@ -77,8 +78,9 @@ def main() -> None:
             if proc.returncode != 0:
                 sys.exit(f"seed {seed} failed ({proc.returncode})")
             runs[seed] = json.loads(stdout.strip().splitlines()[-1])
-    result = {"command": "python bench/study_seeds.py --seeds " + " ".join(map(str, args.seeds)) + " --variants "
-                         + " ".join(args.variants) + (" --parallel" if args.parallel else "") + (f" --scale {args.scale}" if args.scale != 1.0 else ""),
+    command = ["python", "bench/study_seeds.py", "--seeds", *map(str, args.seeds), "--variants", *args.variants]
+    command += ["--parallel"] * args.parallel + (["--scale", str(args.scale)] if args.scale != 1.0 else [])
+    result = {"command": " ".join(command),
               "cores": len(os.sched_getaffinity(0)), "load_before": load, "load_after": os.getloadavg(),
               "seconds": round(time.perf_counter() - started, 1), "runs": runs, "mean": {}}
     for variant in args.variants:
