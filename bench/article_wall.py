@@ -77,6 +77,7 @@ class TreeMemory(threading.Thread):
         self.pid, self.every, self.done = pid, every, threading.Event()
         self.peak = {"rss_sum_mb": 0.0, "pss_sum_mb": 0.0, "largest_process_rss_mb": 0.0, "processes": 0}
         self.by_process: dict[str, float] = {}  # peak PSS by what the process runs
+        self.at_peak: dict[str, float] = {}  # PSS of each process when the sum peaked
 
     @staticmethod
     def name(pid: int) -> str:
@@ -123,7 +124,9 @@ class TreeMemory(threading.Thread):
             sizes = [self.sizes(pid) for pid in pids]
             p = self.peak
             p["rss_sum_mb"] = max(p["rss_sum_mb"], sum(r for r, _ in sizes))
-            p["pss_sum_mb"] = max(p["pss_sum_mb"], sum(s for _, s in sizes))
+            if sum(s for _, s in sizes) > p["pss_sum_mb"]:  # what each process held at the peak
+                p["pss_sum_mb"] = sum(s for _, s in sizes)
+                self.at_peak = {f"{self.name(pid)} [{pid}]": pss for pid, (_, pss) in zip(pids, sizes)}
             p["largest_process_rss_mb"] = max(p["largest_process_rss_mb"], max((r for r, _ in sizes), default=0))
             p["processes"] = max(p["processes"], len(sizes))
             for pid, (rss, pss) in zip(pids, sizes):
@@ -134,7 +137,8 @@ class TreeMemory(threading.Thread):
         self.done.set()
         self.join()
         return {**{k: round(v) for k, v in self.peak.items()},
-                "peak_pss_by_process_mb": {k: round(v) for k, v in self.by_process.items()}}
+                "peak_pss_by_process_mb": {k: round(v) for k, v in self.by_process.items()},
+                "pss_at_peak_mb": {k: round(v) for k, v in self.at_peak.items()}}
 
 
 def timed(cmd: list[str], env: dict) -> tuple[float, str, dict]:

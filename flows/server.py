@@ -23,7 +23,8 @@ from flows.ui import answers
 from reviewlstm.errors import InputError
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port free now (taken by the time it is used, at worst: callers retry)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -57,7 +58,7 @@ def start_temporary_server(timeout: float = 120.0) -> str | None:
     log = Path(tempfile.mkdtemp(prefix="reviewlstm-server-")) / "server.log"
     deadline = time.monotonic() + timeout
     for _ in range(3):  # a port taken between the check and uvicorn's bind: try another
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}/api"
         proc = _start(port, env, log)
         atexit.register(_stop, proc, log)
@@ -74,12 +75,17 @@ def start_temporary_server(timeout: float = 120.0) -> str | None:
     return url
 
 
-def _stop(proc: subprocess.Popen, log: Path) -> None:
+def stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    """SIGTERM, so the server closes its database cleanly; SIGKILL after timeout seconds."""
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(timeout=5)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _stop(proc: subprocess.Popen, log: Path) -> None:
+    stop(proc)
     shutil.rmtree(log.parent, ignore_errors=True)

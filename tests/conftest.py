@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,17 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from flows.server import free_port, stop
+
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "womens_clothing_reviews.csv"
 needs_real_data = pytest.mark.skipif(not REAL_DATA.is_file(), reason=f"real data set not found at {REAL_DATA}")
 
 HEADER = ["", "Clothing ID", "Age", "Title", "Review Text", "Rating"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +28,7 @@ def prefect_server(tmp_path_factory) -> dict[str, str]:
     The test process itself is pointed at it too, so in-process flow runs are real API runs.
     """
     home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PREFECT_HOME": str(home),
@@ -65,11 +60,7 @@ def prefect_server(tmp_path_factory) -> dict[str, str]:
         from prefect.logging.handlers import APILogWorker
 
         APILogWorker.drain_all(timeout=5)  # send the last run logs while the server still listens
-    server.terminate()
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    stop(server, timeout=20)
     log.close()
 
 
