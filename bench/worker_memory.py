@@ -8,9 +8,9 @@ Each side runs the real worker on the same pickled job (an article variant on th
 - torch adam:   torch.optim.Adam instead, which imports torch._dynamo (and sympy) when built
 - + float noise: also the dropout noise kept as float32 for the whole batch (the design before)
 
-Per side: the child's peak resident memory (its VmHWM), its wall seconds (process
-start, imports and training), and its per-epoch losses, which must be identical across sides
-(neither change touches the arithmetic).
+Per side: the child's peak resident memory (its VmHWM), what was resident after its imports and
+after each epoch, its wall seconds (process start, imports and training), and its per-epoch
+losses, which must be identical across sides (neither change touches the arithmetic).
 
     .venv/bin/python bench/worker_memory.py [--epochs 2] [--reps 1] [--variants fixed variable glove regression]
 """
@@ -36,9 +36,19 @@ SIDES = ("current", "torch adam", "+ float noise")
 
 # The child: patch the side's former design in, then run the worker's main as `-m` would.
 CHILD = r"""
-import sys, torch
+import sys
+def rss():  # resident now, MB
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:")) / 1024
+stages = {"python": rss()}
+import torch
+stages["import torch"] = rss()
 side, job_file = sys.argv[1], sys.argv[2]
 from reviewlstm import models, train, worker
+stages["reviewlstm imported"] = rss()
+run = train.train_model
+def train_model(on_epoch, **kwargs):  # each epoch's line also says what is resident then
+    return run(on_epoch=lambda row: on_epoch({**row, "rss_mb": rss()}), **kwargs)
+train.train_model = train_model
 if side in ("torch adam", "+ float noise"):
     train.Adam = lambda params, lr: torch.optim.Adam(params, lr=lr)
 if side == "+ float noise":
@@ -55,7 +65,7 @@ rc = worker.main(job_file)
 # and this script's own process holds the prepared data
 import json
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(json.dumps({"maxrss_mb": hwm / 1024, "dynamo": "torch._dynamo" in sys.modules}), file=sys.stderr)
+print(json.dumps({"maxrss_mb": hwm / 1024, "dynamo": "torch._dynamo" in sys.modules, "stages": stages}), file=sys.stderr)
 sys.exit(rc)
 """
 
@@ -86,8 +96,10 @@ def run_side(side: str, job: Path) -> dict:
     if proc.returncode != 0:
         sys.exit(f"{side} {job.stem} failed:\n{stderr[-2000:]}")
     peak = json.loads(stderr.strip().splitlines()[-1])  # the child's own ru_maxrss, printed last
+    rows = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     return {"seconds": seconds, "maxrss_mb": peak["maxrss_mb"], "dynamo": peak["dynamo"],
-            "losses": [json.loads(l)["train_loss"] for l in stdout.splitlines() if l.strip()]}
+            "losses": [r["train_loss"] for r in rows],
+            "rss_mb": {**peak["stages"], **{f"epoch {r['epoch']}": r["rss_mb"] for r in rows}}}
 
 
 def main() -> None:
@@ -111,7 +123,8 @@ def main() -> None:
             result["variants"][name] = {
                 side: {"maxrss_mb": round(max(r["maxrss_mb"] for r in rows[side])),
                        "seconds": round(statistics.median(r["seconds"] for r in rows[side]), 2),
-                       "imports_torch_dynamo": rows[side][0]["dynamo"]}
+                       "imports_torch_dynamo": rows[side][0]["dynamo"],
+                       "rss_mb_after": {k: round(v) for k, v in rows[side][0]["rss_mb"].items()}}
                 for side in SIDES} | {"same_losses": all(l == losses["current"] for l in losses.values()),
                                       "losses": losses["current"]}
             print(name, json.dumps({k: v for k, v in result["variants"][name].items() if k != "losses"}), flush=True)
