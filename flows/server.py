@@ -24,7 +24,7 @@ from reviewlstm.errors import InputError
 
 
 def free_port() -> int:
-    """A loopback port free now (taken by the time it is used, at worst: callers retry)."""
+    """A loopback port free now; another process may bind it first, so callers retry."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
