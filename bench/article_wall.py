@@ -124,8 +124,8 @@ class TreeMemory(threading.Thread):
             sizes = [self.sizes(pid) for pid in pids]
             p = self.peak
             p["rss_sum_mb"] = max(p["rss_sum_mb"], sum(r for r, _ in sizes))
-            if sum(s for _, s in sizes) > p["pss_sum_mb"]:  # what each process held at the peak
-                p["pss_sum_mb"] = sum(s for _, s in sizes)
+            if (pss_sum := sum(s for _, s in sizes)) > p["pss_sum_mb"]:  # what each process held at the peak
+                p["pss_sum_mb"] = pss_sum
                 self.at_peak = {f"{self.name(pid)} [{pid}]": pss for pid, (_, pss) in zip(pids, sizes)}
             p["largest_process_rss_mb"] = max(p["largest_process_rss_mb"], max((r for r, _ in sizes), default=0))
             p["processes"] = max(p["processes"], len(sizes))
