@@ -18,7 +18,7 @@ from typing import Any
 
 from reviewlstm.errors import InputError
 
-STAGE_NAMES = ("ingest", "clean", "tokenize", "prune", "encode", "glove", "train", "evaluate")
+STAGE_NAMES = ("ingest", "clean", "tokenize", "prune", "encode", "glove", "pretrain", "train", "evaluate")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -128,8 +128,13 @@ def load_config(args: argparse.Namespace):
         return only_variants(PipelineConfig.model_validate(data), args.variant)
     except ValidationError as e:
         err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "top level"
-        raise InputError(f"{args.config or 'settings'}: {where}: {err['msg']}") from None
+        loc = list(err["loc"])
+        if len(loc) > 2 and loc[0] == "variants" and loc[2] in ("lstm", "baseline", "ensemble"):
+            del loc[2]  # the model kind pydantic tried: the variant's name already says which
+        msg = err["msg"].removeprefix("Value error, ")
+        if not loc:  # a check across sections: its message names the setting
+            raise InputError(f"{args.config or 'settings'}: {msg}") from None
+        raise InputError(f"{args.config or 'settings'}: {'.'.join(str(x) for x in loc)}: {msg}") from None
     except ValueError as e:
         raise InputError(str(e)) from None
 

@@ -14,7 +14,8 @@ from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, TrainConfig, only_variants, profile as named_profile
+from reviewlstm.config import (DEFAULT_PROFILE, BaselineConfig, EnsembleConfig, ModelConfig, PipelineConfig, TrainConfig,
+                               only_variants, profile as named_profile)
 from reviewlstm.cores import available_cores
 from reviewlstm.errors import InputError
 from reviewlstm.paths import find_raw, glove_record, raw_record
@@ -28,10 +29,11 @@ from tasks.prune import prune
 from tasks.promote import promote as promote_champion
 from tasks.publish import publish
 from tasks.tokenize import tokenize
-from tasks.train import train
+from tasks.pretrain import pretrain
+from tasks.train import train, train_baseline, train_ensemble
 
-STAGES = ("ingest", "clean", "tokenize", "prune", "encode", "glove", "train", "evaluate")
-Stage = Literal["ingest", "clean", "tokenize", "prune", "encode", "glove", "train", "evaluate"]
+STAGES = ("ingest", "clean", "tokenize", "prune", "encode", "glove", "pretrain", "train", "evaluate")
+Stage = Literal["ingest", "clean", "tokenize", "prune", "encode", "glove", "pretrain", "train", "evaluate"]
 
 
 @dataclass
@@ -43,6 +45,10 @@ class Step:
     task: Any
     upstream: dict[str, str | dict[str, str]]  # parameter -> step name (or name -> step name)
     params: dict[str, Any] = field(default_factory=dict)
+    key: str = ""  # the task's cache key name: the stage's, or a model kind's (train-baseline)
+
+    def __post_init__(self) -> None:
+        self.key = self.key or self.stage
 
     def inputs(self, records: dict[str, Record], data_dir: str) -> dict[str, Any]:
         taken = {p: {n: records[s] for n, s in src.items()} if isinstance(src, dict) else records[src]
@@ -62,21 +68,43 @@ def plan(cfg: PipelineConfig, until: str = STAGES[-1]) -> list[Step]:
         Step("prune", "prune", prune, {"tokens": "tokenize"}, {"cfg": cfg.prune}),
         Step("encode", "encode", encode, {"tokens": "tokenize", "vocab": "prune"}, {"cfg": cfg.encode}),
     ]
-    glove_dims = {v.embedding_dim for v in cfg.variants.values() if v.embeddings != "learned"}
+    lstms = {n: v for n, v in cfg.variants.items() if isinstance(v, ModelConfig)}
+    pretrained = [n for n, v in lstms.items() if v.embeddings == "pretrained"]
+    glove_dims = {v.embedding_dim for v in lstms.values() if v.embeddings.startswith("glove")}
+    if pretrained and cfg.pretrain.init == "glove":
+        glove_dims.add(cfg.pretrain.embedding_dim)
     if len(glove_dims) > 1:
         raise InputError(f"variants that use GloVe have embedding_dim {sorted(glove_dims)}; expected one size")
     if glove_dims:
         steps.append(Step("glove", "glove", glove, {"vocab": "prune", "source": "glove_source"},
                           {"cfg": cfg.glove, "dim": glove_dims.pop()}))
+    if pretrained:
+        upstream = {"encoded": "encode", "vocab": "prune", **({"glove": "glove"} if cfg.pretrain.init == "glove" else {})}
+        params = {"cfg": cfg.pretrain, "seed": cfg.train.seed, "threads": cfg.train.threads or available_cores(),
+                  **({} if "glove" in upstream else {"glove": None})}
+        steps.append(Step("pretrain", "pretrain", pretrain, upstream, params))
+    num_classes = cfg.ingest.num_classes
     for name, variant in cfg.variants.items():
-        upstream = {"encoded": "encode", "vocab": "prune"}
-        if variant.embeddings != "learned":
-            upstream["glove"] = "glove"
-        params = {"name": name, "cfg": variant, "trainer": trainer_for(cfg), "num_classes": cfg.ingest.num_classes}
-        steps.append(Step(f"train[{name}]", "train", train, upstream, params if "glove" in upstream else {**params, "glove": None}))
+        if isinstance(variant, BaselineConfig):
+            steps.append(Step(f"train[{name}]", "train", train_baseline, {"reviews": "ingest", "encoded": "encode"},
+                              {"name": name, "cfg": variant, "num_classes": num_classes}, key="train-baseline"))
+        elif isinstance(variant, EnsembleConfig):
+            continue  # after its members
+        else:
+            upstream = {"encoded": "encode", "vocab": "prune"}
+            upstream |= {"glove": "glove"} if variant.embeddings.startswith("glove") else {}
+            upstream |= {"pretrained": "pretrain"} if variant.embeddings == "pretrained" else {}
+            params = {"name": name, "cfg": variant, "trainer": trainer_for(cfg), "num_classes": num_classes,
+                      **({} if "glove" in upstream else {"glove": None}),
+                      **({} if "pretrained" in upstream else {"pretrained": None})}
+            steps.append(Step(f"train[{name}]", "train", train, upstream, params))
+    for name, variant in cfg.variants.items():
+        if isinstance(variant, EnsembleConfig):
+            steps.append(Step(f"train[{name}]", "train", train_ensemble, {"members": {m: f"train[{m}]" for m in variant.members}},
+                              {"name": name, "cfg": variant, "num_classes": num_classes}, key="train-ensemble"))
     if cfg.variants:
         models = {name: f"train[{name}]" for name in cfg.variants}
-        steps.append(Step("evaluate", "evaluate", evaluate, {"encoded": "encode", "models": models}))
+        steps.append(Step("evaluate", "evaluate", evaluate, {"reviews": "ingest", "encoded": "encode", "models": models}))
     order = list(dict.fromkeys(s.stage for s in steps))
     if until not in order:
         raise InputError(f"stage {until!r} is not part of this configuration; its stages: {', '.join(order)}")
@@ -84,8 +112,9 @@ def plan(cfg: PipelineConfig, until: str = STAGES[-1]) -> list[Step]:
 
 
 def parallel_trains(cfg: PipelineConfig) -> int:
-    """How many variants train at the same time: the setting, else one per core."""
-    return max(1, min(cfg.train.parallel or available_cores(), len(cfg.variants) or 1))
+    """How many LSTM variants train at the same time: the setting, else one per core."""
+    lstms = sum(isinstance(v, ModelConfig) for v in cfg.variants.values())
+    return max(1, min(cfg.train.parallel or available_cores(), lstms or 1))
 
 
 def trainer_for(cfg: PipelineConfig) -> TrainConfig:
@@ -132,9 +161,10 @@ def pipeline(
         records[step.name] = record
         runs.append({"stage": step.name, "status": status, "seconds": round(seconds, 3), "output": record["path"]})
 
-    trains = [s for s in steps if s.stage == "train"]  # consecutive in the plan
+    # the models that fit something, consecutive in the plan; ensembles follow their members
+    trains = [s for s in steps if s.stage == "train" and s.key != "train-ensemble"]
     for step in steps:
-        if step.stage != "train":
+        if step not in trains:
             started = time.perf_counter()
             record, status = _execute(step, step.inputs(records, data_dir), step.stage in (force or ()))
             done(step, record, status, time.perf_counter() - started)

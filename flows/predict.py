@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from reviewlstm import registry
-from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig
+from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, only_variants
 from reviewlstm.errors import InputError
 from reviewlstm.predict import Preprocess
 from reviewlstm.storage import read_record, stage_dir, verify
@@ -28,10 +28,10 @@ def variant_ref(variant: str, cfg: PipelineConfig, data_dir: str, raw: str | Non
 
     if variant not in cfg.variants:
         raise InputError(f"--model {variant!r}: no such variant; valid: {', '.join(cfg.variants)}")
-    cfg = cfg.model_copy(update={"variants": {variant: cfg.variants[variant]}})
+    cfg = only_variants(cfg, [variant])  # an ensemble's members with it
     records = sources(raw, data_dir, cfg)
     for step in plan(cfg, "train"):
-        folder = stage_dir(Path(data_dir).resolve(), step.stage, folder_key(step.stage, step.inputs(records, data_dir)))
+        folder = stage_dir(Path(data_dir).resolve(), step.stage, folder_key(step.key, step.inputs(records, data_dir)))
         record = read_record(folder)
         if record is None:
             raise InputError(f"{folder}: no {step.name} output for the current settings and data; expected a trained "

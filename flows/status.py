@@ -27,12 +27,12 @@ def stage_status(raw: str | None, data_dir: str, cfg: PipelineConfig) -> list[di
             rows.append({"stage": step.name, "status": "stale", "reason": f"input {stale_inputs[0]} is stale"})
             continue
         inputs = step.inputs(records, data_dir)
-        record = read_record(stage_dir(Path(data_dir).resolve(), step.stage, folder_key(step.stage, inputs)))
+        record = read_record(stage_dir(Path(data_dir).resolve(), step.stage, folder_key(step.key, inputs)))
         if record is None:
             reason = "no output for these inputs, settings and code"
         elif not verify(record):
             reason = "output was changed or deleted"
-        elif not _prefect_has(cache_key(step.stage, inputs)):
+        elif not _prefect_has(cache_key(step.key, inputs)):
             reason = "not in Prefect's cache"
         else:
             records[step.name] = record

@@ -7,9 +7,9 @@ it (and what follows them). The study's exact settings are the `article` profile
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -71,13 +71,16 @@ class Round(_Section):
 
 
 class ModelConfig(_Section):
-    """One model variant: architecture, head and training schedule."""
+    """One LSTM model variant: architecture, head and training schedule."""
+
+    kind: Literal["lstm"] = "lstm"
 
     # fixed: last hidden state after all max_len steps (padding included).
     # variable: last hidden state at each review's true length.
     length: Literal["fixed", "variable"] = "fixed"
     head: Literal["classify", "regress"] = "classify"
-    embeddings: Literal["learned", "glove_frozen", "glove_finetune"] = "learned"
+    # pretrained: embedding and LSTMs from the pretrain stage's language model
+    embeddings: Literal["learned", "glove_frozen", "glove_finetune", "pretrained"] = "learned"
     embedding_dim: int = Field(50, ge=1)
     hidden_dim: int = Field(50, ge=1)
     num_layers: int = Field(1, ge=1)
@@ -102,6 +105,7 @@ class ModelConfig(_Section):
     # training stops after `patience` epochs without a lower held-out loss and keeps the best epoch
     holdout: float = Field(0.0, ge=0.0, lt=1.0)
     patience: int = Field(3, ge=1)
+    seed: int = 0  # added to train.seed: members of an ensemble differ by it
 
     @model_validator(mode="after")
     def _bucket_needs_true_lengths(self) -> "ModelConfig":
@@ -112,6 +116,78 @@ class ModelConfig(_Section):
     @property
     def epochs(self) -> int:
         return sum(r.epochs for r in self.rounds)
+
+
+class LMConfig(_Section):
+    """Language-model pretraining of an LSTM encoder on the training split's text (ULMFiT's
+    first step); variants with embeddings="pretrained" start from it and must share its shape."""
+
+    embedding_dim: int = Field(50, ge=1)
+    hidden_dim: int = Field(128, ge=1)
+    num_layers: int = Field(1, ge=1)
+    bidirectional: bool = True  # the backward LSTM learns to predict each previous word
+    init: Literal["glove", "learned"] = "glove"
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)  # on the embeddings
+    epochs: int = Field(2, ge=1)
+    lr: float = Field(3e-3, gt=0.0)  # the peak of a slanted triangular schedule
+    batch_size: int = Field(64, ge=1)
+    output_words: int = Field(2000, ge=1)  # predicted as themselves; rarer words as one class
+
+    def encoder(self) -> "ModelConfig":
+        """The classifier shape whose embedding and LSTMs it trains."""
+        return ModelConfig(length="variable", bidirectional=self.bidirectional, embedding_dim=self.embedding_dim,
+                           hidden_dim=self.hidden_dim, num_layers=self.num_layers, dropout=self.dropout,
+                           embeddings="glove_finetune" if self.init == "glove" else "learned")
+
+
+class BaselineConfig(_Section):
+    """TF-IDF of word and character n-grams with logistic regression (scikit-learn)."""
+
+    kind: Literal["baseline"]
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (2, 5)  # analyzer "char_wb": n-grams inside word boundaries
+    min_df: int = Field(2, ge=1)
+    C: float = Field(1.0, gt=0.0)
+    max_iter: int = Field(2000, ge=1)
+
+
+class EnsembleConfig(_Section):
+    """Other variants of the profile averaged in probability; weights chosen on a tuning split
+    carved from the training rows (bench/candidates.py)."""
+
+    kind: Literal["ensemble"]
+    members: dict[str, float] = Field(min_length=1)  # variant name -> weight (normalised to sum 1)
+    # the predicted class is argmax(p * class_weights): a decision rule tuned for macro-F1;
+    # the expected rating (what RMSE is of) still comes from p itself
+    class_weights: list[float] | None = None
+
+    @field_validator("members")
+    @classmethod
+    def _positive(cls, members: dict[str, float]) -> dict[str, float]:
+        bad = [n for n, w in members.items() if not w > 0]
+        if bad:
+            raise ValueError(f"member {bad[0]!r} has weight {members[bad[0]]}; expected a weight > 0")
+        return members
+
+    @field_validator("class_weights")
+    @classmethod
+    def _class_weights_positive(cls, weights: list[float] | None) -> list[float] | None:
+        if weights is not None and not all(w > 0 for w in weights):
+            raise ValueError(f"class_weights {weights}: expected every weight > 0")
+        return weights
+
+
+def _kind(value: Any) -> str:
+    # a variant without `kind` is an LSTM: configs written before the other kinds stay valid
+    kind = value.get("kind", "lstm") if isinstance(value, dict) else getattr(value, "kind", "lstm")
+    return kind if kind in ("lstm", "baseline", "ensemble") else "lstm"
+
+
+VariantConfig = Annotated[
+    Union[Annotated[ModelConfig, Tag("lstm")], Annotated[BaselineConfig, Tag("baseline")],
+          Annotated[EnsembleConfig, Tag("ensemble")]],
+    Discriminator(_kind),
+]
 
 
 class TrainConfig(_Section):
@@ -138,27 +214,55 @@ class PipelineConfig(_Section):
     prune: PruneConfig = Field(default_factory=PruneConfig)
     encode: EncodeConfig = Field(default_factory=EncodeConfig)
     glove: GloveConfig = Field(default_factory=GloveConfig)
+    pretrain: LMConfig = Field(default_factory=LMConfig)  # used by variants with embeddings="pretrained"
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
-    variants: dict[str, ModelConfig] = Field(default_factory=dict)
+    variants: dict[str, VariantConfig] = Field(default_factory=dict)
 
     @field_validator("variants")
     @classmethod
-    def _names_are_simple(cls, variants: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+    def _names_are_simple(cls, variants: dict[str, Any]) -> dict[str, Any]:
         for name in variants:
             if not name.replace("_", "").replace("-", "").isalnum():
                 raise ValueError(f"variant name {name!r} must be letters, digits, '_' or '-'")
         return variants
 
+    @model_validator(mode="after")
+    def _members_exist(self) -> "PipelineConfig":
+        for name, v in self.variants.items():
+            if isinstance(v, ModelConfig) and v.embeddings == "pretrained":
+                for key in ("embedding_dim", "hidden_dim", "num_layers", "bidirectional"):
+                    if getattr(v, key) != getattr(self.pretrain, key):
+                        raise ValueError(f"variants.{name}.{key}: {getattr(v, key)} with embeddings=\"pretrained\"; "
+                                         f"expected pretrain.{key}, {getattr(self.pretrain, key)}")
+            if isinstance(v, EnsembleConfig):
+                for member in v.members:
+                    if member not in self.variants:
+                        raise ValueError(f"variants.{name}.members: no variant {member!r}; valid: "
+                                         f"{', '.join(n for n in self.variants if n != name)}")
+                    if isinstance(self.variants[member], EnsembleConfig):
+                        raise ValueError(f"variants.{name}.members: {member!r} is an ensemble; expected LSTM or baseline variants")
+                    if getattr(self.variants[member], "head", "classify") == "regress":
+                        raise ValueError(f"variants.{name}.members: {member!r} is a regression; expected class probabilities")
+                if v.class_weights is not None and len(v.class_weights) != self.ingest.num_classes:
+                    raise ValueError(f"variants.{name}.class_weights: {len(v.class_weights)} weights; expected one per "
+                                     f"class ({self.ingest.num_classes})")
+        return self
+
 
 def only_variants(cfg: PipelineConfig, names: list[str] | None) -> PipelineConfig:
-    """The config with only the named variants (all when none are named)."""
+    """The config with only the named variants (all when none are named), and the members of
+    any ensemble among them."""
     if not names:
         return cfg
     unknown = [n for n in names if n not in cfg.variants]
     if unknown:
         raise ValueError(f"variant {unknown[0]!r}: no such variant; valid: {', '.join(cfg.variants)}")
-    return cfg.model_copy(update={"variants": {n: v for n, v in cfg.variants.items() if n in names}})
+    wanted = set(names)
+    for n in names:
+        if isinstance(cfg.variants[n], EnsembleConfig):
+            wanted |= set(cfg.variants[n].members)
+    return cfg.model_copy(update={"variants": {n: v for n, v in cfg.variants.items() if n in wanted}})
 
 
 def _rounds(*pairs: tuple[int, float]) -> list[Round]:

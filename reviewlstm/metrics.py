@@ -56,11 +56,18 @@ def _check(y: np.ndarray, n: int, num_classes: int) -> np.ndarray:
     return y
 
 
-def classification_metrics(y: np.ndarray, probs: np.ndarray) -> dict:
+def predicted_class(probs: np.ndarray, class_weights: list[float] | None = None) -> np.ndarray:
+    """The most probable class, or with a decision rule the class of the largest p_k * w_k."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return (probs if class_weights is None else probs * np.asarray(class_weights)).argmax(axis=1)
+
+
+def classification_metrics(y: np.ndarray, probs: np.ndarray, class_weights: list[float] | None = None) -> dict:
     """Metrics of class probabilities P (n, C) against true classes y (n,) in 0..C-1.
 
-    accuracy, rmse, mae, within_one, macro_f1, confusion: of the most probable class;
-    rmse_expected, mae_expected: of the expected rating; mae_median: of the median class.
+    accuracy, rmse, mae, within_one, macro_f1, confusion: of the predicted class (the most
+    probable one, or predicted_class's rule); rmse_expected, mae_expected: of the expected
+    rating; mae_median: of the median class.
     """
     probs = np.asarray(probs, dtype=np.float64)
     n, num_classes = probs.shape
@@ -69,7 +76,7 @@ def classification_metrics(y: np.ndarray, probs: np.ndarray) -> dict:
     # median class: the first whose cumulative probability reaches one half
     median = np.argmax(np.cumsum(probs, axis=1) >= 0.5 - 1e-9, axis=1)
     return {
-        **_class_metrics(y, probs.argmax(axis=1), num_classes),
+        **_class_metrics(y, predicted_class(probs, class_weights), num_classes),
         "rmse_expected": _rmse(expected - y),
         "mae_expected": _mae(expected - y),
         "mae_median": _mae(median - y),

@@ -222,14 +222,26 @@ def packed_last_hidden(model: ReviewLSTM, ids: torch.Tensor, lengths: torch.Tens
 
 
 def build_model(
-    cfg: ModelConfig, vocab_size: int, num_classes: int = 5, embeddings: np.ndarray | None = None
+    cfg: ModelConfig, vocab_size: int, num_classes: int = 5, embeddings: np.ndarray | None = None,
+    encoder: dict[str, torch.Tensor] | None = None,
 ) -> ReviewLSTM:
-    """A fresh model; GloVe variants start from `embeddings` (vocab_size, embedding_dim).
+    """A fresh model; GloVe variants start from `embeddings` (vocab_size, embedding_dim),
+    pretrained ones from `encoder` (the embedding and LSTM weights of reviewlstm.lm.pretrain).
 
-    `embeddings` is ignored by the "learned" variant, so callers may pass it to every variant.
+    Each is ignored by the variants that do not use it, so callers may pass them to every variant.
     """
     model = ReviewLSTM(cfg, vocab_size, num_classes)
     if cfg.embeddings == "learned":
+        return model
+    if cfg.embeddings == "pretrained":
+        if encoder is None:
+            raise ValueError('embeddings="pretrained" needs the pretrain stage\'s encoder weights')
+        own = model.state_dict()
+        wrong = [k for k, v in encoder.items() if k not in own or own[k].shape != v.shape]
+        if wrong or not encoder:
+            raise InputError(f"the pretrained encoder does not fit this variant ({(wrong or ['no weights'])[0]}): "
+                             f"expected the same embedding_dim, hidden_dim, num_layers and bidirectional as pretrain")
+        model.load_state_dict(encoder, strict=False)
         return model
     if embeddings is None:
         raise ValueError(f"embeddings={cfg.embeddings!r} needs an embedding matrix")

@@ -26,12 +26,14 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from reviewlstm import text
-from reviewlstm.config import CleanConfig, ModelConfig, PipelineConfig, TokenizeConfig
+from reviewlstm.config import BaselineConfig, CleanConfig, EnsembleConfig, ModelConfig, PipelineConfig, TokenizeConfig
 from reviewlstm.cores import available_cores
 from reviewlstm.encode import encode_tokens
+from reviewlstm.ensemble import combine
 from reviewlstm.errors import InputError
 from reviewlstm.lexicon import Lexicon
 from reviewlstm.memory import keep_freed_memory
+from reviewlstm.metrics import predicted_class
 from reviewlstm.fingerprint import dir_digest
 from reviewlstm.storage import atomic_file
 
@@ -79,6 +81,7 @@ class Predictor:
     num_classes: int
     regress: bool
     source: str  # the folder it was loaded from, for messages
+    class_weights: list[float] | None = None  # the argmax's: only ensembles have a decision rule
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Texts -> (ids, lengths) as the pipeline's clean, tokenize and encode stages make them
@@ -133,14 +136,60 @@ class Predictor:
         return to_ratings(self.scores(texts, batch_size), self.regress, self.num_classes, self.prep.label_min)
 
 
-def to_ratings(scores: np.ndarray, regress: bool, num_classes: int, label_min: int) -> Prediction:
+def to_ratings(scores: np.ndarray, regress: bool, num_classes: int, label_min: int,
+               class_weights: list[float] | None = None) -> Prediction:
     """Model outputs -> ratings on the user's scale (label_min .. label_min + C - 1)."""
     if regress:
         clipped = np.clip(np.asarray(scores, dtype=np.float64), 0, num_classes - 1)
         classes = np.floor(clipped + 0.5).astype(np.int64)  # half up, as the metrics round
         return Prediction(classes + label_min, None, clipped + label_min)
     probs = np.asarray(scores, dtype=np.float64)
-    return Prediction(probs.argmax(axis=1) + label_min, probs, probs @ np.arange(num_classes) + label_min)
+    return Prediction(predicted_class(probs, class_weights) + label_min, probs, probs @ np.arange(num_classes) + label_min)
+
+
+@dataclass
+class BaselinePredictor:
+    """The TF-IDF + logistic regression baseline: it reads the review text as ingest joins it."""
+
+    name: str
+    model: Any  # reviewlstm.baseline.Baseline
+    prep: Preprocess
+    num_classes: int
+    source: str
+    regress: bool = False
+    class_weights: list[float] | None = None
+
+    def scores(self, texts: list[str], batch_size: int = BATCH) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.num_classes))
+        return np.concatenate([self.model.proba(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)])
+
+    def predict(self, texts: list[str], batch_size: int = BATCH) -> Prediction:
+        return to_ratings(self.scores(texts, batch_size), False, self.num_classes, self.prep.label_min)
+
+
+@dataclass
+class EnsemblePredictor:
+    """Members' class probabilities averaged with the ensemble's weights."""
+
+    name: str
+    members: dict[str, Any]  # name -> a predictor of this module
+    cfg: EnsembleConfig
+    prep: Preprocess
+    num_classes: int
+    source: str
+    regress: bool = False
+
+    @property
+    def class_weights(self) -> list[float] | None:
+        return self.cfg.class_weights
+
+    def scores(self, texts: list[str], batch_size: int = BATCH) -> np.ndarray:
+        return combine({n: m.scores(texts, batch_size) for n, m in self.members.items()}, self.cfg)
+
+    def predict(self, texts: list[str], batch_size: int = BATCH) -> Prediction:
+        return to_ratings(self.scores(texts, batch_size), False, self.num_classes, self.prep.label_min,
+                          self.class_weights)
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -152,18 +201,31 @@ def _read_json(path: Path, what: str) -> dict:
         raise InputError(f"{path}: not readable JSON ({type(e).__name__}); expected the {what}") from None
 
 
-def load(model_dir: str | Path, vocab_dir: str | Path, prep: Preprocess) -> Predictor:
-    """A model folder (model.pt, model.json) with the vocabulary folder it was trained with."""
-    from reviewlstm.train import load_model
-
+def load(model_dir: str | Path, vocab_dir: str | Path, prep: Preprocess) -> Any:
+    """A model folder (model.json and its weights) with the vocabulary folder it was trained
+    with: a Predictor for an LSTM, a BaselinePredictor or an EnsemblePredictor by its kind."""
     model_dir, vocab_dir = Path(model_dir), Path(vocab_dir)
     meta = _read_json(model_dir / "model.json", "model description written by the train stage")
+    kind = meta.get("config", {}).get("kind", "lstm") if isinstance(meta.get("config"), dict) else "lstm"
+    if kind == "baseline":
+        return _load_baseline(model_dir, meta, prep)
+    if kind == "ensemble":
+        return _load_ensemble(model_dir, vocab_dir, meta, prep)
+    return _load_lstm(model_dir, vocab_dir, meta, prep)
+
+
+def _bad_meta(model_dir: Path, e: Exception, expected: str) -> InputError:
+    return InputError(f"{model_dir / 'model.json'}: {e.__class__.__name__} {e}; expected {expected}")
+
+
+def _load_lstm(model_dir: Path, vocab_dir: Path, meta: dict, prep: Preprocess) -> "Predictor":
+    from reviewlstm.train import load_model
+
     try:
         cfg = ModelConfig.model_validate(meta["config"])
         vocab_digest, vocab_size, num_classes = meta["vocab_digest"], int(meta["vocab_size"]), int(meta["num_classes"])
     except (KeyError, TypeError, ValueError) as e:
-        raise InputError(f"{model_dir / 'model.json'}: {e.__class__.__name__} {e}; expected name, config, "
-                         f"vocab_digest, vocab_size, num_classes") from None
+        raise _bad_meta(model_dir, e, "name, config, vocab_digest, vocab_size, num_classes") from None
     vocab_file = vocab_dir / VOCAB
     if not vocab_file.is_file():
         raise InputError(f"{vocab_file}: no such file; expected the vocabulary the model was trained with")
@@ -181,6 +243,36 @@ def load(model_dir: str | Path, vocab_dir: str | Path, prep: Preprocess) -> Pred
     return Predictor(name=str(meta.get("name", model_dir.name)), model=model,
                      index=dict(zip(vocab["word"].to_list(), vocab["id"].to_list())), prep=prep,
                      num_classes=num_classes, regress=cfg.head == "regress", source=str(model_dir))
+
+
+def _load_baseline(model_dir: Path, meta: dict, prep: Preprocess) -> "BaselinePredictor":
+    from reviewlstm import baseline
+
+    try:
+        cfg, num_classes = BaselineConfig.model_validate(meta["config"]), int(meta["num_classes"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise _bad_meta(model_dir, e, "name, config (a baseline's), num_classes") from None
+    return BaselinePredictor(name=str(meta.get("name", model_dir.name)), model=baseline.load(cfg, model_dir),
+                             prep=prep, num_classes=num_classes, source=str(model_dir))
+
+
+def _load_ensemble(model_dir: Path, vocab_dir: Path, meta: dict, prep: Preprocess) -> "EnsemblePredictor":
+    try:
+        cfg, num_classes = EnsembleConfig.model_validate(meta["config"]), int(meta["num_classes"])
+        folders = {name: (model_dir / meta["members"][name]["folder"], meta["members"][name]["digest"])
+                   for name in cfg.members}
+    except (KeyError, TypeError, ValueError) as e:
+        raise _bad_meta(model_dir, e, "name, config (an ensemble's), num_classes, members with folder and digest") from None
+    members = {}
+    for name, (folder, digest) in folders.items():
+        if not folder.is_dir() or dir_digest(folder, skip=["record.json"]) != digest:
+            raise InputError(f"{folder}: member {name!r} of the ensemble is missing or changed since the ensemble "
+                             f"was made; expected the model with digest {digest[:12]}")
+        members[name] = load(folder, vocab_dir, prep)
+        if members[name].regress or members[name].num_classes != num_classes:
+            raise InputError(f"{folder}: member {name!r} does not give {num_classes} class probabilities")
+    return EnsemblePredictor(name=str(meta.get("name", model_dir.name)), members=members, cfg=cfg, prep=prep,
+                             num_classes=num_classes, source=str(model_dir))
 
 
 def load_bundle(folder: str | Path) -> Predictor:

@@ -146,8 +146,7 @@ def write_bundle(data_dir: str | Path, model_id: str, model_dir: Path, vocab_dir
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{model_id}.", dir=final.parent))
     try:
-        for name in ("model.pt", "model.json"):
-            shutil.copy2(model_dir / name, tmp / name)
+        _copy_model(model_dir, tmp)
         (tmp / "vocab").mkdir()
         for f in vocab_dir.iterdir():
             if f.is_file() and f.name != "record.json":
@@ -160,6 +159,20 @@ def write_bundle(data_dir: str | Path, model_id: str, model_dir: Path, vocab_dir
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _copy_model(model_dir: Path, into: Path) -> None:
+    """A model folder's files (its record aside); an ensemble's members go to members/<name>/."""
+    for f in model_dir.iterdir():
+        if f.is_file() and f.name != "record.json":
+            shutil.copy2(f, into / f.name)
+    meta = json.loads((model_dir / "model.json").read_text())
+    if meta.get("config", {}).get("kind") == "ensemble":
+        for name, member in meta["members"].items():
+            (into / "members" / name).mkdir(parents=True)
+            _copy_model(model_dir / member["folder"], into / "members" / name)
+            member["folder"] = f"members/{name}"
+        (into / "model.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
 
 
 @dataclass
@@ -180,7 +193,7 @@ class Candidate:
 def champion_score(item: dict[str, Any], bundle: Path, cand: Candidate, digest: str) -> tuple[float, str]:
     """The champion's select_by score on the candidate's validation reviews, and how it was found."""
     metrics = item.get("metrics", {})
-    for name in ("model.pt", "model.json", PREPROCESS, "vocab"):  # a champion that can no longer predict
+    for name in ("model.json", PREPROCESS, "vocab"):  # a champion that can no longer predict
         if not (bundle / name).exists():
             raise InputError(f"{bundle / name}: no such file; expected the champion's bundle")
     if item.get("validation", {}).get("digest") == digest and cand.select_by in metrics:
@@ -195,7 +208,7 @@ def champion_score(item: dict[str, Any], bundle: Path, cand: Candidate, digest: 
     scores = predictor.scores(cand.valid_texts)
     y = np.asarray(cand.valid_labels, dtype=np.int64)
     m = (regression_metrics(y, scores, 0, predictor.num_classes - 1) if predictor.regress
-         else classification_metrics(y, scores))
+         else classification_metrics(y, scores, predictor.class_weights))
     return float(m[cand.select_by]), "re-scored on the current validation reviews through its own preprocessing"
 
 
@@ -234,6 +247,7 @@ def promote(data_dir: str | Path, cand: Candidate, now: datetime | None = None) 
             model_id = f"{stamp}-{name}-{model['digest'][:8]}"
             bundle = write_bundle(data_dir, model_id, Path(model["path"]), Path(cand.vocab["path"]), cand.prep)
             meta = json.loads((bundle / "model.json").read_text())
+            meta.setdefault("vocab_digest", cand.vocab["digest"])  # a baseline's or an ensemble's: the run's
             reg["models"].append({
                 "id": model_id,
                 "variant": name,

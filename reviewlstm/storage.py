@@ -34,6 +34,7 @@ LAYERS = {
     "prune": "05_vocab",
     "encode": "06_encoded",
     "glove": "07_glove",
+    "pretrain": "07_lm",
     "train": "08_models",
     "evaluate": "09_metrics",
 }

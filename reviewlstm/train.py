@@ -170,6 +170,7 @@ def train_model(
     device: str = "cpu",
     on_epoch: Callable[[dict], None] | None = None,
     checkpoint: Path | None = None,
+    encoder: dict[str, torch.Tensor] | None = None,
 ) -> tuple[dict[str, torch.Tensor], list[dict]]:
     """Train one variant; returns (state_dict on CPU, one history row per epoch).
 
@@ -196,7 +197,7 @@ def train_model(
         dev = resolve_device(device)
         torch.manual_seed(seed)  # initial weights and dropout masks
         shuffle = torch.Generator().manual_seed(seed)
-        model = build_model(cfg, vocab_size, num_classes, embeddings).to(dev)
+        model = build_model(cfg, vocab_size, num_classes, embeddings, encoder).to(dev)
         train, holdout = _hold_out(train, cfg.holdout, seed)
         ids, lengths = torch.from_numpy(train.ids).to(dev), torch.from_numpy(train.lengths).to(dev)
         labels = torch.from_numpy(train.labels).to(dev)
@@ -207,7 +208,7 @@ def train_model(
         history: list[dict] = []
         run_id = resume = None
         if checkpoint is not None:
-            run_id = run_fingerprint(cfg, train, valid, vocab_size, seed, embeddings, num_classes, dev)
+            run_id = run_fingerprint(cfg, train, valid, vocab_size, seed, embeddings, num_classes, dev, encoder)
             resume = read_checkpoint(checkpoint, run_id)
         if resume is not None:  # continue where the interrupted call stopped
             model.load_state_dict(resume["model"])
@@ -306,12 +307,14 @@ CHECKPOINT_FORMAT = "reviewlstm-train-checkpoint/2"  # 2: reviewlstm.adam's opti
 
 
 def run_fingerprint(cfg: ModelConfig, train: Split, valid: Split, vocab_size: int, seed: int,
-                    embeddings: np.ndarray | None, num_classes: int, device: torch.device) -> str:
+                    embeddings: np.ndarray | None, num_classes: int, device: torch.device,
+                    encoder: dict[str, torch.Tensor] | None = None) -> str:
     """What makes two train_model calls the same run: config, data, seed, sizes, device type."""
     h = hashlib.sha256(json.dumps({"cfg": cfg.model_dump(mode="json"), "seed": seed, "vocab_size": vocab_size,
                                    "num_classes": num_classes, "device": device.type}, sort_keys=True).encode())
     for array in (train.ids, train.lengths, train.labels, valid.ids, valid.lengths, valid.labels,
-                  *([] if embeddings is None else [embeddings])):
+                  *([] if embeddings is None else [embeddings]),
+                  *(v.numpy() for _, v in sorted((encoder or {}).items()))):
         array = np.ascontiguousarray(array)
         h.update(f"{array.dtype.str}{array.shape}".encode())
         h.update(memoryview(array).cast("B"))

@@ -33,9 +33,10 @@ _RESUMED = "reviewlstm-worker-resumed"  # epochs a checkpoint already held
 
 
 def train_in_child(job: dict[str, Any], model_file: str | Path, on_epoch: Callable[[dict], None] | None = None,
-                   on_resume: Callable[[int], None] | None = None) -> list[dict]:
-    """Run `train.train_model(**job)` in a fresh Python process, which saves the trained
-    state_dict (torch.save) to model_file; returns the history.
+                   on_resume: Callable[[int], None] | None = None, job_kind: str = "train") -> list[dict]:
+    """Run `train.train_model(**job)` (job_kind "pretrain": `lm.pretrain(**job)`) in a fresh Python
+    process, which saves the trained state_dict (torch.save) to model_file; returns the history.
+    A job's `encoder_file` is loaded (tensors only) into train_model's `encoder`.
 
     on_resume(epochs) is called first when the job's checkpoint holds that many epochs already.
     An InputError in the child is raised here with its message, an OSError with its errno (so
@@ -45,7 +46,7 @@ def train_in_child(job: dict[str, Any], model_file: str | Path, on_epoch: Callab
     with tempfile.TemporaryDirectory(prefix="reviewlstm-train-") as tmp:
         job_file, result_file = Path(tmp) / "job.pkl", Path(tmp) / "history.json"
         job_file.write_bytes(pickle.dumps({"kwargs": job, "model": str(model_file), "result": str(result_file),
-                                           "parent": os.getpid()}))
+                                           "parent": os.getpid(), "kind": job_kind}))
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen([sys.executable, "-m", "reviewlstm.worker", str(job_file)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -114,10 +115,18 @@ def main(job_file: str) -> int:
     job = pickle.loads(Path(job_file).read_bytes())
     _die_with(job["parent"])
     emit = lambda row: print(json.dumps(row), flush=True)  # noqa: E731
+    kwargs = dict(job["kwargs"])
     try:
-        if (checkpoint := job["kwargs"].get("checkpoint")) and (done := checkpoint_epochs(checkpoint)):
-            emit({_RESUMED: done})
-        state, history = train_model(**job["kwargs"], on_epoch=emit)
+        if job.get("kind") == "pretrain":
+            from reviewlstm.lm import pretrain
+
+            state, history = pretrain(**kwargs, on_epoch=emit)
+        else:
+            if encoder_file := kwargs.pop("encoder_file", None):
+                kwargs["encoder"] = torch.load(encoder_file, map_location="cpu", weights_only=True)
+            if (checkpoint := kwargs.get("checkpoint")) and (done := checkpoint_epochs(checkpoint)):
+                emit({_RESUMED: done})
+            state, history = train_model(**kwargs, on_epoch=emit)
         with open(job["model"], "wb") as f:  # a file object: a full disk is an OSError naming ENOSPC
             torch.save(state, f)
     except InputError as e:

@@ -7,28 +7,46 @@ import json
 import polars as pl
 
 from reviewlstm import reports
-from reviewlstm.config import ModelConfig
+from reviewlstm.config import BaselineConfig, EnsembleConfig, ModelConfig
 from reviewlstm.encode import to_split
 from reviewlstm.metrics import classification_metrics, regression_metrics
 from reviewlstm.storage import Record, file_of
 from tasks.stage import output, stage_task
+from tasks.train import split_texts
 
 
-@stage_task("evaluate", "reviewlstm.metrics", "reviewlstm.train", "reviewlstm.models", "reviewlstm.reports")
-def evaluate(encoded: Record, models: dict[str, Record], data_dir: str) -> Record:
-    """Accuracy, RMSE (class and expected), MAE, macro-F1, confusion matrix per variant; plots."""
+@stage_task("evaluate", "reviewlstm.metrics", "reviewlstm.train", "reviewlstm.models", "reviewlstm.reports",
+            "reviewlstm.baseline", "reviewlstm.ensemble")
+def evaluate(reviews: Record, encoded: Record, models: dict[str, Record], data_dir: str) -> Record:
+    """Accuracy, RMSE (class and expected), MAE, macro-F1, confusion matrix per variant; plots.
+
+    LSTMs read the encoded validation rows, the baseline their ingested text, and an ensemble
+    averages its members' probabilities (members are always among `models`)."""
+    from reviewlstm import baseline, ensemble
     from reviewlstm.train import load_model, predict_proba
 
-    with output("evaluate", data_dir, encoded=encoded, models=models) as out:
+    with output("evaluate", data_dir, reviews=reviews, encoded=encoded, models=models) as out:
         valid = to_split(pl.read_parquet(file_of(encoded, "encoded.parquet")), "valid")
-        metrics, images = {}, {}
-        for name, record in models.items():
-            meta = json.loads(file_of(record, "model.json").read_text())
-            cfg = ModelConfig.model_validate(meta["config"])
-            model = load_model(cfg, meta["vocab_size"], file_of(record, "model.pt"), meta["num_classes"])
-            scores = predict_proba(model, valid)
-            metrics[name] = (regression_metrics(valid.labels, scores, 0, meta["num_classes"] - 1)
-                             if cfg.head == "regress" else classification_metrics(valid.labels, scores))
+        metas = {name: json.loads(file_of(record, "model.json").read_text()) for name, record in models.items()}
+        kinds = {name: meta["config"].get("kind", "lstm") for name, meta in metas.items()}
+        texts = split_texts(reviews, encoded, "valid")[0] if "baseline" in kinds.values() else None
+        scores, metrics, images = {}, {}, {}
+        for name in sorted(models, key=lambda n: kinds[n] == "ensemble"):  # members first
+            meta, folder = metas[name], file_of(models[name], "")
+            if kinds[name] == "baseline":
+                scores[name] = baseline.load(BaselineConfig.model_validate(meta["config"]), folder).proba(texts)
+            elif kinds[name] == "ensemble":
+                cfg = EnsembleConfig.model_validate(meta["config"])
+                scores[name] = ensemble.combine(scores, cfg)
+            else:
+                cfg = ModelConfig.model_validate(meta["config"])
+                model = load_model(cfg, meta["vocab_size"], folder / "model.pt", meta["num_classes"])
+                scores[name] = predict_proba(model, valid)
+        for name in models:  # in the profile's order
+            cfg, meta = metas[name]["config"], metas[name]
+            metrics[name] = (regression_metrics(valid.labels, scores[name], 0, meta["num_classes"] - 1)
+                             if cfg.get("head") == "regress"
+                             else classification_metrics(valid.labels, scores[name], cfg.get("class_weights")))
             images[name] = [reports.confusion_png(metrics[name]["confusion"], f"{name}: confusion", out.path(f"confusion_{name}.png"))]
             if meta["history"]:
                 images[name].insert(0, reports.curves_png(meta["history"], name, out.path(f"curves_{name}.png")))

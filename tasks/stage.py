@@ -14,8 +14,10 @@ from reviewlstm.fingerprint import stage_key
 from reviewlstm.storage import Output, stage_output
 from tasks.locks import LOCKS
 
-# stage -> modules whose source is part of its key (the task module itself included)
+# task key -> modules whose source is part of its key (the task module itself included)
 MODULES: dict[str, tuple[str, ...]] = {}
+# task key -> the stage (and so the data layer) it belongs to: the model kinds all train
+STAGE_OF: dict[str, str] = {}
 
 
 def folder_key(stage: str, inputs: dict[str, Any]) -> str:
@@ -45,15 +47,19 @@ class StageCache(CachePolicy):
         return cache_key(self.stage, inputs)
 
 
-def stage_task(stage: str, *modules: str) -> Callable:
-    """Declare a stage task: cached by StageCache, its result persisted as a JSON record."""
+def stage_task(stage: str, *modules: str, key: str | None = None) -> Callable:
+    """Declare a stage task: cached by StageCache, its result persisted as a JSON record.
+
+    `key`: the name its cache keys use, where several tasks make one stage (the model kinds)."""
+    key = key or stage
 
     def decorate(fn: Callable) -> Callable:
-        MODULES[stage] = (*modules, fn.__module__)
+        MODULES[key] = (*modules, fn.__module__)
+        STAGE_OF[key] = stage
         return task(
             fn,
-            name=stage,
-            cache_policy=StageCache(stage=stage, modules=MODULES[stage], isolation_level="SERIALIZABLE",
+            name=key,
+            cache_policy=StageCache(stage=key, modules=MODULES[key], isolation_level="SERIALIZABLE",
                                     lock_manager=LOCKS),
             persist_result=True,
             result_serializer="json",
@@ -63,9 +69,9 @@ def stage_task(stage: str, *modules: str) -> Callable:
     return decorate
 
 
-def output(stage: str, data_dir: str, **inputs: Any) -> Any:
+def output(key: str, data_dir: str, **inputs: Any) -> Any:
     """The stage's temporary output folder, published under its key when the block ends."""
-    return stage_output(data_dir, stage, folder_key(stage, inputs))
+    return stage_output(data_dir, STAGE_OF[key], folder_key(key, inputs))
 
 
-__all__ = ["MODULES", "Output", "StageCache", "cache_key", "folder_key", "output", "stage_task"]
+__all__ = ["MODULES", "STAGE_OF", "Output", "StageCache", "cache_key", "folder_key", "output", "stage_task"]

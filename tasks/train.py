@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from reviewlstm.config import ModelConfig, TrainConfig
+from reviewlstm.config import BaselineConfig, EnsembleConfig, ModelConfig, TrainConfig
 from reviewlstm.encode import to_split
 from reviewlstm.storage import LAYERS, Record, file_of, remove_with_leftovers
 from tasks.stage import folder_key, output, stage_task
@@ -52,8 +52,8 @@ class Progress:
 # shows it trains bit-identically), so its code is not part of the key
 @stage_task("train", "reviewlstm.models", "reviewlstm.train", "reviewlstm.adam", "reviewlstm.metrics",
             "reviewlstm.encode")
-def train(encoded: Record, vocab: Record, glove: Record | None, name: str, cfg: ModelConfig,
-          trainer: TrainConfig, num_classes: int, data_dir: str) -> Record:
+def train(encoded: Record, vocab: Record, glove: Record | None, pretrained: Record | None, name: str,
+          cfg: ModelConfig, trainer: TrainConfig, num_classes: int, data_dir: str) -> Record:
     """Train one variant on the training split, validating after every epoch.
 
     A run that was killed mid-training continues from its last finished epoch: the checkpoint
@@ -63,8 +63,8 @@ def train(encoded: Record, vocab: Record, glove: Record | None, name: str, cfg: 
 
     from reviewlstm.worker import train_in_child  # torch stays in the child (reviewlstm/worker.py)
 
-    inputs = dict(encoded=encoded, vocab=vocab, glove=glove, name=name, cfg=cfg, trainer=trainer,
-                  num_classes=num_classes)
+    inputs = dict(encoded=encoded, vocab=vocab, glove=glove, pretrained=pretrained, name=name, cfg=cfg,
+                  trainer=trainer, num_classes=num_classes)
     checkpoint = checkpoint_path(data_dir, folder_key("train", inputs))
     with output("train", data_dir, **inputs) as out:
         table = pl.read_parquet(file_of(encoded, "encoded.parquet"))
@@ -75,8 +75,9 @@ def train(encoded: Record, vocab: Record, glove: Record | None, name: str, cfg: 
         # in a child process: variants trained at the same time must not share torch's state
         history = train_in_child(dict(
             cfg=cfg, train=to_split(table, "train"), valid=to_split(table, "valid"), vocab_size=vocab_size,
-            seed=trainer.seed, threads=trainer.threads, embeddings=embeddings, num_classes=num_classes,
+            seed=trainer.seed + cfg.seed, threads=trainer.threads, embeddings=embeddings, num_classes=num_classes,
             device=trainer.device, checkpoint=checkpoint,
+            **({"encoder_file": str(file_of(pretrained, "encoder.pt"))} if pretrained else {}),
         ), out.path("model.pt"), on_epoch=(progress := Progress(name, cfg.epochs)), on_resume=resumed)
         progress.finish()
         out.json("model.json", {"name": name, "config": cfg.model_dump(mode="json"), "vocab_digest": vocab["digest"],
@@ -90,3 +91,40 @@ def train(encoded: Record, vocab: Record, glove: Record | None, name: str, cfg: 
 def checkpoint_path(data_dir: str, key: str) -> Path:
     """Where training under this stage key keeps its per-epoch checkpoint."""
     return Path(data_dir).resolve() / LAYERS["train"] / ".checkpoints" / f"{key}.pt"
+
+
+@stage_task("train", "reviewlstm.baseline", "reviewlstm.encode", key="train-baseline")
+def train_baseline(reviews: Record, encoded: Record, name: str, cfg: BaselineConfig, num_classes: int,
+                   data_dir: str) -> Record:
+    """Fit the TF-IDF + logistic regression baseline on the training split's review text."""
+    from reviewlstm import baseline
+
+    with output("train-baseline", data_dir, reviews=reviews, encoded=encoded, name=name, cfg=cfg,
+                num_classes=num_classes) as out:
+        texts, labels = split_texts(reviews, encoded, "train")
+        model = baseline.fit(cfg, texts, labels, num_classes)
+        baseline.save(model, out.tmp)
+        out.json("model.json", {"name": name, "config": cfg.model_dump(mode="json"), "num_classes": num_classes,
+                                "features": int(model.coef.shape[1]), "history": []})
+        out.figures = {"features": int(model.coef.shape[1])}
+    return out.record
+
+
+@stage_task("train", "reviewlstm.ensemble", key="train-ensemble")
+def train_ensemble(members: dict[str, Record], name: str, cfg: EnsembleConfig, num_classes: int,
+                   data_dir: str) -> Record:
+    """An ensemble has nothing to fit: its folder names its members' outputs and their weights."""
+    from reviewlstm import ensemble
+
+    with output("train-ensemble", data_dir, members=members, name=name, cfg=cfg, num_classes=num_classes) as out:
+        out.json("model.json", ensemble.description(name, cfg, num_classes, {
+            m: {"folder": f"../{Path(r['path']).name}", "digest": r["digest"]} for m, r in members.items()}))
+        out.figures = {"members": len(members)}
+    return out.record
+
+
+def split_texts(reviews: Record, encoded: Record, split: str) -> tuple[list[str], np.ndarray]:
+    """The ingested text and class of the rows of one split, in the encoded table's order."""
+    rows = pl.read_parquet(file_of(encoded, "encoded.parquet"), columns=["split"])["split"] == split
+    table = pl.read_parquet(file_of(reviews, "reviews.parquet"), columns=["text", "label"]).filter(rows)
+    return table["text"].to_list(), table["label"].to_numpy()

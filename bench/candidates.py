@@ -1,0 +1,198 @@
+"""Candidate models for the default profile, measured on a tuning split of the training rows.
+
+The project's split is made by the pipeline itself (`reviewlstm run --until glove`); then
+`reviewlstm.tuning.tuning_split` carves 20% of the *training* rows (none with a validation
+review's text) as the tuning rows, and each candidate trains on the other training rows. The
+validation split is never read. Each candidate is NAME=JSON, a variant config of any kind (an
+LSTM's JSON is merged over the base profile's first variant); its tuning-row probabilities go to
+bench/results/candidates/NAME-sSEED.npy and one line per run to bench/results/candidates.jsonl.
+
+    python bench/candidates.py --candidate bilstm='{}' --candidate baseline='{"kind": "baseline"}' --seeds 0 1
+    python bench/candidates.py --combine   # ensembles and decision rules from the saved probabilities
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from reviewlstm.config import PipelineConfig, profile  # noqa: E402
+from reviewlstm.encode import Split, to_split  # noqa: E402
+from reviewlstm.metrics import classification_metrics  # noqa: E402
+from reviewlstm.tuning import tuning_split  # noqa: E402
+
+OUT = ROOT / "bench" / "results" / "candidates"
+SHOWN = ["accuracy", "rmse_expected", "mae", "macro_f1"]
+
+
+def stage_outputs(prof: str, sets: list[str]) -> dict[str, Path]:
+    cmd = [sys.executable, "-m", "flows.cli", "run", "--profile", prof, "--until", "glove", "--json",
+           *[x for kv in sets for x in ("--set", kv)]]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(proc.stderr[-3000:])
+    return {s["stage"]: Path(s["output"]) for s in json.loads(proc.stdout)["stages"]}
+
+
+def data(prof: str, sets: list[str]) -> dict:
+    out = stage_outputs(prof, sets)
+    reviews = pl.read_parquet(out["ingest"] / "reviews.parquet")
+    encoded = pl.read_parquet(out["encode"] / "encoded.parquet")
+    is_train = encoded["split"] == "train"
+    texts = reviews.filter(is_train)["text"].to_list()
+    fit, tune = tuning_split(texts, reviews.filter(~is_train)["text"].to_list())
+    train = to_split(encoded, "train")
+    part = lambda rows: Split(train.ids[rows], train.lengths[rows], train.labels[rows])  # noqa: E731
+    return {"fit": part(fit), "tune": part(tune), "fit_texts": [texts[i] for i in fit],
+            "tune_texts": [texts[i] for i in tune], "vocab_size": pl.read_parquet(out["prune"] / "vocab.parquet").height,
+            "glove": np.load(out["glove"] / "embeddings.npy") if "glove" in out else None}
+
+
+def pretrained(lm: dict, d: dict, seed: int, threads: int) -> tuple[dict, dict]:
+    """The encoder of a language model trained on the fit rows' text (never the tuning rows'),
+    kept in /tmp between candidates of the same settings."""
+    import hashlib
+
+    import torch
+
+    from reviewlstm.config import LMConfig
+    from reviewlstm.lm import pretrain
+
+    cfg = LMConfig.model_validate(lm)
+    path = Path("/tmp/reviewlstm-bench-lm") / (hashlib.sha256(f"{cfg.model_dump_json()}{seed}{len(d['fit'])}".encode()).hexdigest()[:16] + ".pt")
+    if path.is_file():
+        saved = torch.load(path, weights_only=True)
+        return saved["state"], saved["info"]
+    started = time.perf_counter()
+    state, history = pretrain(cfg, d["fit"].ids, d["fit"].lengths, d["vocab_size"], d["glove"], seed, threads,
+                              on_epoch=lambda r: print(f"  lm epoch {r['epoch']}: loss {r['train_loss']:.3f} "
+                                                       f"({time.perf_counter() - started:.0f} s)", flush=True))
+    info = {"lm_seconds": round(time.perf_counter() - started, 1), "lm_loss": [round(r["train_loss"], 4) for r in history]}
+    path.parent.mkdir(exist_ok=True)
+    torch.save({"state": state, "info": info}, path)
+    return state, info
+
+
+def train_candidate(cfg, d: dict, seed: int, threads: int, lm: dict | None = None) -> tuple[np.ndarray, dict]:
+    if cfg.kind == "baseline":
+        from reviewlstm import baseline
+
+        model = baseline.fit(cfg, d["fit_texts"], d["fit"].labels, 5)
+        return model.proba(d["tune_texts"]), {}
+    from reviewlstm.models import ReviewLSTM
+    from reviewlstm.train import predict_proba, train_model
+
+    encoder, info = pretrained(lm, d, seed, threads) if lm is not None else (None, {})
+    started = time.perf_counter()
+    state, history = train_model(cfg, d["fit"], d["tune"], d["vocab_size"], seed=seed + cfg.seed, threads=threads,
+                                 embeddings=d["glove"], encoder=encoder)
+    info["fine_tune_seconds"] = round(time.perf_counter() - started, 1)
+    model = ReviewLSTM(cfg, d["vocab_size"])
+    model.load_state_dict(state)
+    kept = next((r["epoch"] for r in history if r.get("kept")), len(history))
+    return predict_proba(model, d["tune"]), {**info, "epochs": len(history), "kept_epoch": kept}
+
+
+def shown(m: dict) -> str:
+    return " ".join(f"{k} {m[k]:.4f}" for k in SHOWN)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--profile", default="best", help="its preprocessing, and its first variant as the LSTM base")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="preprocessing overrides")
+    ap.add_argument("--candidate", action="append", default=[], metavar="NAME=JSON")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--combine", action="store_true")
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    if args.combine:
+        return combine()
+    d = data(args.profile, args.set)
+    np.save(OUT / "labels.npy", d["tune"].labels)
+    print(f"fit {len(d['fit'])} rows, tune {len(d['tune'])}, vocab {d['vocab_size']}", flush=True)
+    base = next(v for v in profile(args.profile).variants.values() if v.kind == "lstm").model_dump()
+    for item in args.candidate:
+        name, spec = item.split("=", 1)
+        spec = json.loads(spec)
+        lm = spec.pop("lm", None)  # LMConfig: pretrain the encoder, then embeddings="pretrained"
+        variant = spec if spec.get("kind", "lstm") != "lstm" else {**base, **spec, **({"embeddings": "pretrained"} if lm else {})}
+        cfg = PipelineConfig.model_validate({"variants": {name: variant}}).variants[name]
+        for seed in args.seeds if cfg.kind == "lstm" else [0]:
+            started = time.perf_counter()
+            probs, info = train_candidate(cfg, d, seed, args.threads, lm)
+            seconds = time.perf_counter() - started
+            np.save(OUT / f"{name}-s{seed}.npy", probs.astype(np.float32))
+            m = {k: round(v, 4) for k, v in classification_metrics(d["tune"].labels, probs).items() if k != "confusion"}
+            line = {"name": name, "candidate": {**spec, **({"lm": lm} if lm else {})}, "seed": seed, "profile": args.profile, "set": args.set,
+                    "threads": args.threads, "seconds": round(seconds, 1), **info, "tune": m}
+            print(f"{name} seed {seed}: {shown(m)} | {seconds:.0f} s {info}", flush=True)
+            with open(OUT.parent / "candidates.jsonl", "a") as f:
+                f.write(json.dumps(line) + "\n")
+
+
+def class_weights_for_f1(probs: np.ndarray, y: np.ndarray, max_accuracy_loss: float) -> list[float]:
+    """Per-class multipliers of p for the predicted class, by coordinate search on macro-F1,
+    keeping accuracy within max_accuracy_loss of argmax p."""
+    grid = np.exp(np.linspace(-1.0, 1.5, 26))
+    w = np.ones(probs.shape[1])
+    floor = np.mean(probs.argmax(1) == y) - max_accuracy_loss
+    score = lambda w: classification_metrics(y, probs, class_weights=w)  # noqa: E731
+    best = score(w)["macro_f1"]
+    for _ in range(3):
+        for k in range(len(w)):
+            for g in grid:
+                trial = w.copy()
+                trial[k] = g
+                m = score(trial)
+                if m["accuracy"] >= floor and m["macro_f1"] > best:
+                    best, w = m["macro_f1"], trial
+    return [round(float(x), 3) for x in w / w.max()]
+
+
+def combine() -> None:
+    y = np.load(OUT / "labels.npy")
+    saved = {p.stem: np.load(p) for p in sorted(OUT.glob("*-s*.npy"))}
+    results = {}
+    for name, p in saved.items():
+        results[name] = classification_metrics(y, p)
+    lstms = sorted(n for n in saved if not n.startswith("baseline"))
+    for k in range(2, len(lstms) + 1):
+        for group in itertools.combinations(lstms, k):
+            results[" + ".join(group)] = classification_metrics(y, np.mean([saved[g] for g in group], 0))
+    base = next((n for n in saved if n.startswith("baseline")), None)
+    if base:
+        for k in range(1, len(lstms) + 1):
+            for group in itertools.combinations(lstms, k):
+                lstm = np.mean([saved[g] for g in group], 0)
+                for w in (0.3, 0.4, 0.5, 0.6, 0.7):
+                    p = w * lstm + (1 - w) * saved[base]
+                    results[f"{w} x ({' + '.join(group)}) + {1 - w:.1f} x {base}"] = classification_metrics(y, p)
+    for name, m in sorted(results.items(), key=lambda x: -x[1]["accuracy"])[:40]:
+        print(f"{name:60s} {shown(m)}")
+    best = max((n for n in results if base and base in n and "x (" in n), key=lambda n: results[n]["accuracy"], default=None)
+    if best:
+        print("decision rule for macro-F1 on", best)
+        w = float(best.split(" x ")[0])
+        group = best.split("(")[1].split(")")[0].split(" + ")
+        p = w * np.mean([saved[g] for g in group], 0) + (1 - w) * saved[base]
+        for loss in (0.0, 0.005, 0.01):
+            cw = class_weights_for_f1(p, y, loss)
+            print(f"  accuracy loss <= {loss}: class_weights {cw}: {shown(classification_metrics(y, p, class_weights=cw))}")
+
+
+if __name__ == "__main__":
+    main()

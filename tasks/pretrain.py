@@ -1,0 +1,34 @@
+"""pretrain: a language model of the training split's text, whose encoder the variants start from."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from reviewlstm.config import LMConfig
+from reviewlstm.encode import to_split
+from reviewlstm.storage import Record, file_of
+from tasks.stage import output, stage_task
+
+
+@stage_task("pretrain", "reviewlstm.lm", "reviewlstm.models", "reviewlstm.adam", "reviewlstm.encode")
+def pretrain(encoded: Record, vocab: Record, glove: Record | None, cfg: LMConfig, seed: int, threads: int,
+             data_dir: str) -> Record:
+    """Train the encoder as next- and previous-word predictor on the training rows (never the
+    validation rows), in a child process as training does; save its weights."""
+    from prefect import get_run_logger
+
+    from reviewlstm.worker import train_in_child
+
+    logger = get_run_logger()
+    with output("pretrain", data_dir, encoded=encoded, vocab=vocab, glove=glove, cfg=cfg, seed=seed,
+                threads=threads) as out:
+        train = to_split(pl.read_parquet(file_of(encoded, "encoded.parquet")), "train")
+        history = train_in_child(dict(
+            lm=cfg, ids=train.ids, lengths=train.lengths, vocab_size=vocab["figures"]["vocab_size"],
+            embeddings=np.load(file_of(glove, "embeddings.npy")) if glove else None, seed=seed, threads=threads,
+        ), out.path("encoder.pt"), job_kind="pretrain",
+            on_epoch=lambda r: logger.info("pretrain: epoch %d/%d, loss %.4f", r["epoch"], cfg.epochs, r["train_loss"]))
+        out.json("lm.json", {"config": cfg.model_dump(mode="json"), "vocab_digest": vocab["digest"], "history": history})
+        out.figures = {"train_loss": round(history[-1]["train_loss"], 4), "epochs": len(history)}
+    return out.record
