@@ -14,7 +14,6 @@ bench/results/candidates/NAME-sSEED.npy and one line per run to bench/results/ca
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import subprocess
@@ -116,11 +115,15 @@ def main() -> None:
     ap.add_argument("--candidate", action="append", default=[], metavar="NAME=JSON")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--combine", action="store_true")
+    ap.add_argument("--combine", metavar="LSTM,LSTM,...", help="saved LSTM candidates (NAME-sSEED) to ensemble")
+    ap.add_argument("--baseline", default="baseline-s0", help="with --combine: the saved baseline candidate")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.combine:
-        return combine()
+        result = combine(args.combine.split(","), args.baseline)
+        with open(OUT.parent / "candidates_combined.jsonl", "a") as f:
+            f.write(json.dumps(result) + "\n")
+        return
     d = data(args.profile, args.set)
     np.save(OUT / "labels.npy", d["tune"].labels)
     print(f"fit {len(d['fit'])} rows, tune {len(d['tune'])}, vocab {d['vocab_size']}", flush=True)
@@ -130,7 +133,7 @@ def main() -> None:
         spec = json.loads(spec)
         lm = spec.pop("lm", None)  # LMConfig: pretrain the encoder, then embeddings="pretrained"
         variant = spec if spec.get("kind", "lstm") != "lstm" else {**base, **spec, **({"embeddings": "pretrained"} if lm else {})}
-        cfg = PipelineConfig.model_validate({"variants": {name: variant}}).variants[name]
+        cfg = PipelineConfig.model_validate({"variants": {name: variant}, **({"pretrain": lm} if lm else {})}).variants[name]
         for seed in args.seeds if cfg.kind == "lstm" else [0]:
             started = time.perf_counter()
             probs, info = train_candidate(cfg, d, seed, args.threads, lm)
@@ -144,54 +147,60 @@ def main() -> None:
                 f.write(json.dumps(line) + "\n")
 
 
-def class_weights_for_f1(probs: np.ndarray, y: np.ndarray, max_accuracy_loss: float) -> list[float]:
-    """Per-class multipliers of p for the predicted class, by coordinate search on macro-F1,
-    keeping accuracy within max_accuracy_loss of argmax p."""
+def class_weights_for_f1(probs: np.ndarray, y: np.ndarray, max_accuracy_loss: float | None) -> list[float]:
+    """Per-class multipliers of p for the predicted class, by coordinate search: on macro-F1
+    keeping accuracy within max_accuracy_loss of argmax p, or (None) on accuracy + macro-F1."""
     grid = np.exp(np.linspace(-1.0, 1.5, 26))
     w = np.ones(probs.shape[1])
-    floor = np.mean(probs.argmax(1) == y) - max_accuracy_loss
-    score = lambda w: classification_metrics(y, probs, class_weights=w)  # noqa: E731
-    best = score(w)["macro_f1"]
+    floor = np.mean(probs.argmax(1) == y) - (max_accuracy_loss or 0.0)
+
+    def score(w):
+        m = classification_metrics(y, probs, class_weights=w)
+        if max_accuracy_loss is None:
+            return m["accuracy"] + m["macro_f1"]
+        return m["macro_f1"] if m["accuracy"] >= floor else -1.0
+
+    best = score(w)
     for _ in range(3):
         for k in range(len(w)):
             for g in grid:
                 trial = w.copy()
                 trial[k] = g
-                m = score(trial)
-                if m["accuracy"] >= floor and m["macro_f1"] > best:
-                    best, w = m["macro_f1"], trial
+                if (value := score(trial)) > best:
+                    best, w = value, trial
     return [round(float(x), 3) for x in w / w.max()]
 
 
-def combine() -> None:
+def combine(lstms: list[str], base: str) -> dict:
+    """The LSTMs averaged, then with the baseline at each weight, then the decision rule for
+    macro-F1: its class weights fitted on one half of the tuning rows and scored on the other
+    (both ways, so the figure is not of rows it was fitted on), then fitted on all of them."""
     y = np.load(OUT / "labels.npy")
-    saved = {p.stem: np.load(p) for p in sorted(OUT.glob("*-s*.npy"))}
-    results = {}
-    for name, p in saved.items():
-        results[name] = classification_metrics(y, p)
-    lstms = sorted(n for n in saved if not n.startswith("baseline"))
-    for k in range(2, len(lstms) + 1):
-        for group in itertools.combinations(lstms, k):
-            results[" + ".join(group)] = classification_metrics(y, np.mean([saved[g] for g in group], 0))
-    base = next((n for n in saved if n.startswith("baseline")), None)
-    if base:
-        for k in range(1, len(lstms) + 1):
-            for group in itertools.combinations(lstms, k):
-                lstm = np.mean([saved[g] for g in group], 0)
-                for w in (0.3, 0.4, 0.5, 0.6, 0.7):
-                    p = w * lstm + (1 - w) * saved[base]
-                    results[f"{w} x ({' + '.join(group)}) + {1 - w:.1f} x {base}"] = classification_metrics(y, p)
-    for name, m in sorted(results.items(), key=lambda x: -x[1]["accuracy"])[:40]:
-        print(f"{name:60s} {shown(m)}")
-    best = max((n for n in results if base and base in n and "x (" in n), key=lambda n: results[n]["accuracy"], default=None)
-    if best:
-        print("decision rule for macro-F1 on", best)
-        w = float(best.split(" x ")[0])
-        group = best.split("(")[1].split(")")[0].split(" + ")
-        p = w * np.mean([saved[g] for g in group], 0) + (1 - w) * saved[base]
-        for loss in (0.0, 0.005, 0.01):
+    saved = {n: np.load(OUT / f"{n}.npy").astype(np.float64) for n in [*lstms, base]}
+    rows = {n: classification_metrics(y, saved[n]) for n in saved}
+    lstm = np.mean([saved[n] for n in lstms], 0)
+    rows[f"mean of {', '.join(lstms)}"] = classification_metrics(y, lstm)
+    for w in np.round(np.arange(0.3, 0.95, 0.05), 2):
+        rows[f"{w:.2f} x LSTMs + {1 - w:.2f} x {base}"] = classification_metrics(y, w * lstm + (1 - w) * saved[base])
+    best_w = max((w for w in np.round(np.arange(0.3, 0.95, 0.05), 2)),
+                 key=lambda w: rows[f"{w:.2f} x LSTMs + {1 - w:.2f} x {base}"]["accuracy"])
+    halves = np.random.default_rng(0).permutation(len(y)) % 2 == 0
+    result = {"lstms": lstms, "baseline": base, "weight": float(best_w), "rows": {}}
+    for name, p in (("LSTMs", lstm), ("ensemble", best_w * lstm + (1 - best_w) * saved[base])):
+        for loss in (0.0, 0.005, None):
+            cross = []
+            for fit_half in (halves, ~halves):
+                cw = class_weights_for_f1(p[fit_half], y[fit_half], loss)
+                cross.append(classification_metrics(y[~fit_half], p[~fit_half], class_weights=cw))
             cw = class_weights_for_f1(p, y, loss)
-            print(f"  accuracy loss <= {loss}: class_weights {cw}: {shown(classification_metrics(y, p, class_weights=cw))}")
+            rule = "on accuracy + macro-F1" if loss is None else f"accuracy loss <= {loss}"
+            rows[f"{name} + decision rule ({rule}) {cw}, cross-fitted halves"] = {
+                k: float(np.mean([c[k] for c in cross])) for k in SHOWN}
+            result.setdefault("class_weights", {})[f"{name} {loss}"] = cw
+    for name, m in rows.items():
+        print(f"{name:90s} {shown(m)}")
+        result["rows"][name] = {k: round(float(m[k]), 4) for k in SHOWN}
+    return result
 
 
 if __name__ == "__main__":

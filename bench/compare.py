@@ -1,13 +1,11 @@
-"""Every model on the same split, side by side: the LSTM variants, TF-IDF + logistic regression
-and always predicting the most common rating (issue 6).
+"""Every variant of a profile on the project's validation split, over training seeds, beside the
+in-pipeline baseline and always predicting the most common rating (issue 17's goals).
 
-For each seed it runs `reviewlstm run --profile PROFILE --set train.seed=S --json` (the variants
-train as the pipeline trains them, and are evaluated on the project's validation split), then fits
-the references on that run's training rows and scores them on its validation rows. The study's
-four variants are read from bench/results/article_seeds.json (bench/article_seeds.py), which used
-the same split. Needs the `bench` extra (scikit-learn).
+For each seed it runs `reviewlstm run --profile PROFILE --set train.seed=S --json` from cold
+(a fresh data folder, so the wall time is that of the whole default run) or on --data-dir; the
+baseline is a variant of the profile, trained and scored by the pipeline on the same rows.
 
-    python bench/compare.py [--seeds 0 1 2] [--profile best] [--set K=V ...]
+    python bench/compare.py [--seeds 0 1 2] [--profile best] [--set K=V ...] [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,47 +27,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from reviewlstm.metrics import classification_metrics  # noqa: E402
 
-METRICS = ["accuracy", "rmse", "rmse_expected", "mae", "mae_median", "macro_f1", "within_one"]
-GOAL = {"accuracy": 0.68, "rmse_expected": 0.64, "mae": 0.40, "macro_f1": 0.50}
+METRICS = ["accuracy", "rmse", "rmse_expected", "mae", "macro_f1", "within_one"]
+# issue 17: the default model; lower is better for rmse and mae
+GOAL = {"accuracy": 0.69, "rmse_expected": 0.61, "mae": 0.36, "macro_f1": 0.51}
+LOWER = {"rmse", "rmse_expected", "mae"}
 
 
-def run_pipeline(seed: int, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, "-m", "flows.cli", "run", "--profile", args.profile, "--data-dir", args.data_dir,
+def run_pipeline(seed: int, data_dir: str, args: argparse.Namespace) -> tuple[dict, float]:
+    cmd = [sys.executable, "-m", "flows.cli", "run", "--profile", args.profile, "--data-dir", data_dir,
            "--set", f"train.seed={seed}", *[x for kv in args.set for x in ("--set", kv)], "--json"]
+    started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"seed {seed} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout)
+    return json.loads(proc.stdout), time.perf_counter() - started
 
 
-def split_texts(summary: dict) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
-    """The run's raw review texts and classes, as its training and validation rows."""
+def majority(summary: dict) -> dict:
     out = {s["stage"]: Path(s["output"]) for s in summary["stages"]}
-    reviews = pl.read_parquet(out["ingest"] / "reviews.parquet")
-    split = pl.read_parquet(out["encode"] / "encoded.parquet", columns=["split"])["split"]
-    train, valid = reviews.filter(split == "train"), reviews.filter(split == "valid")
-    return train["text"].to_list(), train["label"].to_numpy(), valid["text"].to_list(), valid["label"].to_numpy()
-
-
-def tfidf_logreg(train_x, train_y, valid_x) -> tuple[np.ndarray, float]:
-    """Word 1-2 grams + character 2-5 grams, TF-IDF, multinomial logistic regression (C=1)."""
-    from scipy.sparse import hstack
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    started = time.perf_counter()
-    words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)
-    fit = hstack([words.fit_transform(train_x), chars.fit_transform(train_x)]).tocsr()
-    model = LogisticRegression(C=1.0, max_iter=2000).fit(fit, train_y)
-    seconds = time.perf_counter() - started
-    return model.predict_proba(hstack([words.transform(valid_x), chars.transform(valid_x)]).tocsr()), seconds
-
-
-def majority(train_y, n_valid: int, num_classes: int) -> np.ndarray:
-    probs = np.zeros((n_valid, num_classes))
-    probs[:, np.bincount(train_y, minlength=num_classes).argmax()] = 1.0
-    return probs
+    encoded = pl.read_parquet(out["encode"] / "encoded.parquet", columns=["label", "split"])
+    train = encoded.filter(pl.col("split") == "train")["label"].to_numpy()
+    valid = encoded.filter(pl.col("split") == "valid")["label"].to_numpy()
+    probs = np.zeros((len(valid), 5))
+    probs[:, np.bincount(train, minlength=5).argmax()] = 1.0
+    return classification_metrics(valid, probs)
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -86,64 +68,73 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--profile", default="best")
-    ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--data-dir", help="reuse this data folder (default: a fresh one per seed: every stage cold)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--article", default=str(ROOT / "bench" / "results" / "article_seeds.json"))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "compare.json"))
-    ap.add_argument("--render", action="store_true",
-                    help="train nothing: print the table of --out, with the article seeds as they are now")
+    ap.add_argument("--render", action="store_true", help="train nothing: print the table of --out")
+    ap.add_argument("--rerun-set", metavar="KEY=VALUE",
+                    help="after the last seed, run again on its data folder with this one change and record what ran")
     args = ap.parse_args()
     if args.render:
-        result = json.loads(Path(args.out).read_text())
-        result["models"] = {k: v for k, v in result["models"].items() if not k.startswith("article: ")}
-        result["models"].update(article_rows(args.article))
-        Path(args.out).write_text(json.dumps(result, indent=1))
-        return render(result)
+        return render(json.loads(Path(args.out).read_text()))
 
     per_model: dict[str, list[dict]] = {}
+    walls, stages = [], []
     for seed in args.seeds:
-        summary = run_pipeline(seed, args)
+        data_dir = args.data_dir or tempfile.mkdtemp(prefix=f"reviewlstm-compare-{seed}-")
+        summary, wall = run_pipeline(seed, data_dir, args)
+        walls.append(round(wall, 1))
         seconds = {s["stage"]: s["seconds"] for s in summary["stages"]}
+        stages.append(seconds)
         for name, m in summary["metrics"].items():
-            per_model.setdefault(f"{args.profile}: {name}", []).append({**m, "train_seconds": seconds[f"train[{name}]"]})
-        print(f"seed {seed}: " + ", ".join(f"{n} acc {m['accuracy']:.4f} rmse_exp {m['rmse_expected']:.4f}"
-                                           for n, m in summary["metrics"].items()), flush=True)
-    train_x, train_y, valid_x, valid_y = split_texts(summary)  # the split does not depend on the seed
-    probs, seconds = tfidf_logreg(train_x, train_y, valid_x)
-    per_model["TF-IDF + logistic regression"] = [{**classification_metrics(valid_y, probs), "train_seconds": seconds}]
-    per_model["majority (always the most common rating)"] = [classification_metrics(valid_y, majority(train_y, len(valid_y), probs.shape[1]))]
-
+            per_model.setdefault(name, []).append({**m, "train_seconds": seconds[f"train[{name}]"]})
+        print(f"seed {seed}: {wall:.0f} s; " + ", ".join(
+            f"{n} acc {m['accuracy']:.4f} rmse_exp {m['rmse_expected']:.4f} mae {m['mae']:.4f} f1 {m['macro_f1']:.4f}"
+            for n, m in summary["metrics"].items()), flush=True)
+        if not args.data_dir:
+            per_model.setdefault("majority (always the most common rating)", []).append(majority(summary))
+    rerun = None
+    if args.rerun_set:
+        again, wall = run_pipeline(args.seeds[-1], data_dir, argparse.Namespace(**{**vars(args), "set": [*args.set, args.rerun_set]}))
+        rerun = {"set": args.rerun_set, "wall_seconds": round(wall, 1),
+                 "ran": [s["stage"] for s in again["stages"] if s["status"] == "ran"],
+                 "cached": [s["stage"] for s in again["stages"] if s["status"] == "cached"]}
+        print(f"rerun with {args.rerun_set}: ran {', '.join(rerun['ran'])} in {wall:.0f} s", flush=True)
     table = {name: summarise(runs) for name, runs in per_model.items()}
-    table.update(article_rows(args.article))
     command = " ".join(["python bench/compare.py --seeds", *map(str, args.seeds), "--profile", args.profile,
-                        *[x for kv in args.set for x in ("--set", kv)]])
-    result = {"command": command, "cores": len(os.sched_getaffinity(0)), "load_average": os.getloadavg(),
-              "validation_rows": len(valid_y), "goal": GOAL, "models": table}
+                        *[x for kv in args.set for x in ("--set", kv)], *(["--data-dir", args.data_dir] if args.data_dir else []),
+                        *(["--rerun-set", args.rerun_set] if args.rerun_set else [])])
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    result = {"command": command, "commit": commit, "cores": len(os.sched_getaffinity(0)),
+              "load_average": os.getloadavg(), "wall_seconds": walls, "stage_seconds": stages, "rerun": rerun,
+              "validation_rows": summary["figures"]["encode"]["valid_rows"], "goal": GOAL, "models": table}
     Path(args.out).write_text(json.dumps(result, indent=1))
     render(result)
-
-
-def article_rows(path: str) -> dict:
-    """The study's variants from bench/article_seeds.py's result (the same split), if present."""
-    if not Path(path).is_file():
-        return {}
-    article, rows = json.loads(Path(path).read_text()), {}
-    for name, row in article["variants"].items():
-        row = {k: ({**v, "spread": round(v["spread"] / 2, 4)} if isinstance(v, dict) else v) for k, v in row.items()}
-        ts = row.pop("train_seconds", None)
-        if ts:  # a run resumed from a checkpoint counts only the epochs it trained itself
-            row["train_seconds"] = {"mean": round(statistics.mean(ts), 1), "spread": round((max(ts) - min(ts)) / 2, 1), "values": ts}
-        rows[f"article: {name} ({len(article['seeds'])} seeds, `{article['command']}`)"] = row
-    return rows
+    if not args.data_dir:
+        print(f"(data folder of the last seed kept: {data_dir})")
 
 
 def render(result: dict) -> None:
     cell = lambda row, m: (f"{row[m]['mean']:.3f} ± {row[m]['spread']:.3f}" if m in row else "")  # noqa: E731
-    print(f"\n`{result['command']}`, {result['cores']} cores, load {', '.join(f'{x:.1f}' for x in result['load_average'])}\n")
-    print("| model | accuracy | RMSE (class) | RMSE (expected) | MAE | MAE (median) | macro-F1 | within one | train s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"\n`{result['command']}` (commit {result.get('commit')}), {result['cores']} cores, "
+          f"whole run {', '.join(f'{w:.0f}' for w in result['wall_seconds'])} s\n")
+    print("| variant | accuracy | RMSE (class) | RMSE (expected) | MAE | macro-F1 | within one | train s |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, row in result["models"].items():
         print(f"| {name} | " + " | ".join(cell(row, m) for m in [*METRICS, "train_seconds"]) + " |")
+    base = result["models"].get("baseline")
+    print("\n| variant | " + " | ".join(f"{m} (goal {g})" for m, g in result["goal"].items()) + " |")
+    print("|---|" + "---|" * len(result["goal"]))
+    for name, row in result["models"].items():
+        if name in ("baseline",) or name.startswith("majority"):
+            continue
+        cells = []
+        for m, goal in result["goal"].items():
+            v = row[m]["mean"]
+            met = v <= goal if m in LOWER else v >= goal
+            beats = base is not None and (v < base[m]["mean"] if m in LOWER else v > base[m]["mean"])
+            cells.append(f"{v:.4f} {'met' if met else 'not met'}, {'beats' if beats else 'does not beat'} baseline")
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ class Adam:
     """torch.optim.Adam(params, lr, betas, eps) for parameters that may have no gradient."""
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8):
+                 eps: float = 1e-8, scales: list[float] | None = None):
         self.params = list(params)
         self.lr, self.betas, self.eps = lr, betas, eps
+        # a learning rate per parameter, lr x scale: torch's parameter groups (discriminative rates)
+        self.scales = list(scales) if scales is not None else [1.0] * len(self.params)
         self.steps = [0] * len(self.params)  # torch keeps each count as a float tensor: the same values
         self.moments: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.params)
 
@@ -42,7 +44,7 @@ class Adam:
             step = float(self.steps[i])
             exp_avg.lerp_(p.grad, 1 - beta1)
             exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-            step_size = self.lr / (1 - beta1**step)
+            step_size = self.lr * self.scales[i] / (1 - beta1**step)
             denom = (exp_avg_sq.sqrt() / (1 - beta2**step) ** 0.5).add_(self.eps)
             p.addcdiv_(exp_avg, denom, value=-step_size)
 

@@ -17,10 +17,7 @@ from torch import nn
 
 from reviewlstm.adam import Adam
 from reviewlstm.config import LMConfig
-from reviewlstm.models import ReviewLSTM, build_model
-
-# the parts of a ReviewLSTM that pretraining gives to the classifier
-ENCODER = ("embedding.", "lstm.", "lstm_back.")
+from reviewlstm.models import ENCODER, ReviewLSTM, build_model
 
 
 class LanguageModel(nn.Module):

@@ -27,6 +27,10 @@ from reviewlstm.encode import PAD
 from reviewlstm.errors import InputError
 
 
+# the parts of a ReviewLSTM that language-model pretraining gives a classifier; the rest is its head
+ENCODER = ("embedding.", "lstm.", "lstm_back.")
+
+
 class ReviewLSTM(nn.Module):
     def __init__(self, cfg: ModelConfig, vocab_size: int, num_classes: int = 5):
         super().__init__()

@@ -31,7 +31,7 @@ from reviewlstm.encode import Split
 from reviewlstm.memory import keep_freed_memory
 from reviewlstm.errors import InputError
 from reviewlstm.metrics import classification_metrics, regression_metrics
-from reviewlstm.models import ReviewLSTM, build_model, can_project, projected_last_hidden
+from reviewlstm.models import ENCODER, ReviewLSTM, build_model, can_project, projected_last_hidden
 from reviewlstm.storage import atomic_file
 
 
@@ -204,7 +204,9 @@ def train_model(
         n, bs, weight = len(train), cfg.batch_size, cfg.expected_weight
         eval_bs = min(bs, cfg.micro_batch or bs)  # inference too holds a whole batch's activations
         best = {"loss": float("inf"), "epoch": 0, "state": None}  # early stopping's best epoch
-        params = [p for p in model.parameters() if p.requires_grad]
+        named = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
+        params = [p for _, p in named]
+        scales = [cfg.encoder_lr if k.startswith(ENCODER) else 1.0 for k, _ in named]
         history: list[dict] = []
         run_id = resume = None
         if checkpoint is not None:
@@ -225,13 +227,15 @@ def train_model(
                     continue
                 if round_no == resume["round"]:
                     done = resume["round_epochs"]
-            optimizer = Adam(params, lr=rnd.lr)  # fresh each round, as in the study; torch's arithmetic
+            optimizer = Adam(params, lr=rnd.lr, scales=scales)  # fresh each round, as in the study; torch's arithmetic
             if done:
                 optimizer.load_state_dict(resume["optimizer"])
             for epoch_in_round in range(done + 1, rnd.epochs + 1):
                 if _stopped(best, history, cfg):
                     break
                 model.train()
+                if cfg.gradual_unfreeze:
+                    _unfreeze(named, len(history) + 1)
                 perm = torch.randperm(n, generator=shuffle).to(dev)
                 x, l, y = ids[perm], lengths[perm], labels[perm]  # one gather, then views
                 sum_loss = 0.0
@@ -269,6 +273,13 @@ def train_model(
         return state, history
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def _unfreeze(named: list[tuple[str, torch.Tensor]], epoch: int) -> None:
+    """ULMFiT's gradual unfreezing for one LSTM layer: the head, then the LSTMs, then all."""
+    frozen = ENCODER if epoch == 1 else ("embedding.",) if epoch == 2 else ()
+    for k, p in named:
+        p.requires_grad_(not k.startswith(frozen) if frozen else True)
 
 
 def _hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:

@@ -34,10 +34,12 @@ def test_every_variant_trains_and_is_evaluated(prefect_server, data_dir):
     status = {s["stage"]: s["status"] for s in summary["stages"]}
     # preprocessing comes from the previous test's cache; the models are new
     assert status["tokenize"] == "cached"
-    assert [s for s in status if s.startswith("train[")] == [f"train[{v}]" for v in ("fixed", "variable", "glove", "regression")]
+    variants = ("fixed", "variable", "glove", "regression", "baseline")
+    assert [s for s in status if s.startswith("train[")] == [f"train[{v}]" for v in variants]
     assert summary["figures"]["glove"]["found"] > 7000  # most of the 8,265 words have a GloVe vector
     metrics = summary["metrics"]
-    assert set(metrics) == {"fixed", "variable", "glove", "regression"}
+    assert set(metrics) == set(variants)
+    assert metrics["baseline"]["accuracy"] > 0.65  # TF-IDF + logistic regression: 0.673 on this split
     for name, m in metrics.items():
         for key in ("accuracy", "rmse", "mae", "rmse_expected", "within_one", "macro_f1"):
             assert math.isfinite(m[key]), (name, key)
@@ -46,22 +48,27 @@ def test_every_variant_trains_and_is_evaluated(prefect_server, data_dir):
 
 
 def test_best_profile_trains_on_the_real_data(prefect_server, data_dir):
-    """The default profile, for 2 epochs: its own preprocessing (no whitespace tokens, 150 ids)
-    and its variant, which stops early on held-out training rows, never on validation."""
-    from reviewlstm.config import Round
+    """The default profile with a 1-epoch language model and 2-epoch classifiers: its own
+    preprocessing (no whitespace tokens, 150 ids), pretraining, every variant and ensemble."""
+    from reviewlstm.config import ModelConfig, Round
 
     cfg = profile("best")
+    cfg.pretrain.epochs = 1
     for variant in cfg.variants.values():
-        variant.rounds = [Round(epochs=2, lr=variant.rounds[0].lr)]
+        if isinstance(variant, ModelConfig):
+            variant.rounds = [Round(epochs=2, lr=variant.rounds[0].lr)]
     summary = pipeline(raw=str(REAL_DATA), data_dir=data_dir, config=cfg)
     status = {s["stage"]: s["status"] for s in summary["stages"]}
     assert status["ingest"] == status["clean"] == "cached"  # shared with the study's profile
     assert status["tokenize"] == "ran"  # whitespace tokens dropped: other tokens
+    assert status["pretrain"] == "ran"
+    assert status["train[baseline]"] == "ran"
     fig = summary["figures"]
     study = pipeline(raw=str(REAL_DATA), data_dir=data_dir, config=profile("article"), until="tokenize")["figures"]
     assert fig["tokenize"]["mean_tokens"] < study["tokenize"]["mean_tokens"]  # from cache: ran earlier
     assert fig["encode"]["at_max_len"] < 10  # 150 ids keep nearly every review whole
-    (name,) = cfg.variants
-    m = summary["metrics"][name]
-    assert all(math.isfinite(m[k]) for k in ("accuracy", "rmse", "rmse_expected", "mae", "macro_f1"))
-    assert m["accuracy"] > 0.5
+    assert set(summary["metrics"]) == set(cfg.variants)
+    for m in summary["metrics"].values():
+        assert all(math.isfinite(m[k]) for k in ("accuracy", "rmse", "rmse_expected", "mae", "macro_f1"))
+        assert m["accuracy"] > 0.5
+    assert summary["promotion"]["promoted"]

@@ -52,9 +52,9 @@ def test_history_rows_rounds_and_fresh_optimizers(monkeypatch):
     made = []
     adam = library.Adam
 
-    def spy(params, lr):
+    def spy(params, lr, scales=None):
         made.append(lr)
-        return adam(params, lr=lr)
+        return adam(params, lr=lr, scales=scales)
 
     monkeypatch.setattr(library, "Adam", spy)
     seen = []
