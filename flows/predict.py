@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from reviewlstm import registry
-from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, only_variants
+from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig
 from reviewlstm.errors import InputError
 from reviewlstm.predict import Preprocess
 from reviewlstm.storage import read_record, stage_dir, verify
@@ -28,9 +28,16 @@ def variant_ref(variant: str, cfg: PipelineConfig, data_dir: str, raw: str | Non
 
     if variant not in cfg.variants:
         raise InputError(f"--model {variant!r}: no such variant; valid: {', '.join(cfg.variants)}")
-    cfg = only_variants(cfg, [variant])  # an ensemble's members with it
+    # the whole config's plan: a train key holds the thread count the full run resolved
+    steps = {s.name: s for s in plan(cfg, "train")}
+    needed, todo = set(), [f"train[{variant}]"]
+    while todo:  # the variant's step and every step it reads from (an ensemble's members too)
+        name = todo.pop()
+        if name in steps and name not in needed:
+            needed.add(name)
+            todo.extend(steps[name].needs())
     records = sources(raw, data_dir, cfg)
-    for step in plan(cfg, "train"):
+    for step in (s for s in steps.values() if s.name in needed):
         folder = stage_dir(Path(data_dir).resolve(), step.stage, folder_key(step.key, step.inputs(records, data_dir)))
         record = read_record(folder)
         if record is None:

@@ -5,10 +5,11 @@ max_len; these two run as array operations, `lexicon.Lexicon`, giving the same i
 `train.predict_proba` -> a rating: the most probable class + label_min, or the regression output
 rounded half up, clipped to the scale, + label_min.
 
-A model is loaded from a folder holding `model.pt` and `model.json` (what the train stage writes),
-a vocabulary folder (what the prune stage writes) and the preprocessing settings (`Preprocess`).
-A champion bundle (see `reviewlstm.registry`) holds all three: `model.pt`, `model.json`,
-`vocab/` and `preprocess.json`.
+A model is loaded from a folder holding `model.json` and its weights (what the train stage writes:
+an LSTM's `model.pt`, the baseline's arrays, an ensemble's member folders), a vocabulary folder
+(what the prune stage writes) and the preprocessing settings (`Preprocess`). The baseline reads
+the text as ingest joins it; an ensemble averages its members. A champion bundle (see
+`reviewlstm.registry`) holds all three: the model's files, `vocab/` and `preprocess.json`.
 """
 
 from __future__ import annotations

@@ -80,3 +80,22 @@ def test_training_does_not_import_torch_dynamo():
             "print('torch._dynamo' in sys.modules, 'sympy' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_scales_are_torch_adams_parameter_groups():
+    """A learning rate per parameter (discriminative fine-tuning): torch's groups of lr x scale."""
+    ours, theirs = _model("classify", False), _model("classify", False)
+    named = [(k, p) for k, p in ours.named_parameters() if p.requires_grad]
+    scales = [0.3 if k.startswith("lstm") else 1.0 for k, _ in named]
+    opt_ours = Adam([p for _, p in named], lr=0.05, scales=scales)
+    groups = {}
+    for (k, _), p in zip(named, [p for p in theirs.parameters() if p.requires_grad]):
+        groups.setdefault(0.3 if k.startswith("lstm") else 1.0, []).append(p)
+    opt_theirs = torch.optim.Adam([{"params": ps, "lr": 0.05 * s} for s, ps in groups.items()], lr=0.05)
+    for step in range(10):
+        for model, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+            opt.zero_grad()
+            _loss(model, step).backward()
+            opt.step()
+    for (k, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
+        assert torch.equal(a, b), k

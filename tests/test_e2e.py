@@ -71,4 +71,4 @@ def test_best_profile_trains_on_the_real_data(prefect_server, data_dir):
     for m in summary["metrics"].values():
         assert all(math.isfinite(m[k]) for k in ("accuracy", "rmse", "rmse_expected", "mae", "macro_f1"))
         assert m["accuracy"] > 0.5
-    assert summary["promotion"]["promoted"]
+    assert summary["promotion"]["variant"] in cfg.variants  # kept or promoted against the quick run's champion

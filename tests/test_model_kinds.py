@@ -203,3 +203,16 @@ def test_tuning_split_of_the_real_data_is_disjoint_from_its_validation_split():
     assert not set(train_rows[tune]) & set(valid_rows)
     assert not {texts[i] for i in train_rows[tune]} & {texts[i] for i in valid_rows}
     assert len(tune) == round(0.2 * len(train_rows))
+
+
+@pytest.mark.parametrize("variant", ["tiny", "baseline", "ens"])
+def test_predict_model_finds_each_kind_the_run_trained(trained, prefect_server, tmp_path, variant):
+    summary, raw, data_dir = trained
+    (tmp_path / "cfg.json").write_text(config().model_dump_json())
+    texts = ["Love this dress, fits perfectly", "Cheap fabric, returned it"]
+    proc = cli(["predict", *texts, "--model", variant, "--config", str(tmp_path / "cfg.json"), "--raw", str(raw),
+                "--data-dir", str(data_dir), "--json"], prefect_server)
+    assert proc.returncode == 0, proc.stderr
+    out = outputs(summary)
+    direct = load(out[f"train[{variant}]"], out["prune"], Preprocess.of(config())).predict(texts)
+    assert [p["rating"] for p in json.loads(proc.stdout)["predictions"]] == direct.ratings.tolist()

@@ -176,3 +176,16 @@ def test_micro_batches_train_the_same_model_as_whole_batches(kw):
         assert a["valid_loss"] == pytest.approx(b["valid_loss"], rel=1e-4)
     for key in whole_state:
         assert torch.allclose(whole_state[key], parts_state[key], atol=1e-4), key
+
+
+def test_gradual_unfreezing_trains_the_head_alone_first():
+    """Epoch 1 of gradual unfreezing moves only the head: the embedding and LSTM keep their
+    initial weights (those build_model draws from the seed)."""
+    cfg = small(gradual_unfreeze=True, rounds=[Round(epochs=1, lr=0.02)])
+    state, _ = train_model(cfg, TRAIN, VALID, VOCAB, seed=5, threads=1)
+    torch.manual_seed(5)
+    initial = build_model(cfg, VOCAB).state_dict()
+    for key, value in state.items():
+        assert torch.equal(value, initial[key]) != key.startswith("head."), key
+    two, _ = train_model(cfg.model_copy(update={"rounds": [Round(epochs=3, lr=0.02)]}), TRAIN, VALID, VOCAB, seed=5, threads=1)
+    assert not torch.equal(two["embedding.weight"], initial["embedding.weight"])  # by epoch 3 everything trains
