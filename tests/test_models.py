@@ -29,7 +29,7 @@ def test_study_sanity_check_shapes():
     assert model.last_hidden(IDS, torch.full((3,), 8)).shape == (3, 3)
 
 
-@pytest.mark.parametrize("name", list(article().variants))
+@pytest.mark.parametrize("name", [n for n, v in article().variants.items() if v.kind == "lstm"])
 def test_article_variants_output_shapes(name):
     cfg = article().variants[name]
     glove = np.random.default_rng(0).normal(size=(100, cfg.embedding_dim)).astype(np.float32)

@@ -115,5 +115,8 @@ def test_bucket_without_true_lengths_is_refused():
 
 def test_best_profile_is_valid_and_reads_true_lengths():
     cfg = best()
-    (variant,) = cfg.variants.values()
-    assert variant.length == "variable" and variant.holdout > 0 and cfg.tokenize.drop_whitespace
+    lstms = [v for v in cfg.variants.values() if v.kind == "lstm"]
+    assert {v.kind for v in cfg.variants.values()} == {"lstm", "baseline", "ensemble"}
+    variant = lstms[0]
+    assert all(v.length == "variable" and v.holdout > 0 and v.embeddings == "pretrained" for v in lstms)
+    assert len({v.seed for v in lstms}) == len(lstms) and cfg.tokenize.drop_whitespace
