@@ -197,6 +197,11 @@ def combine(lstms: list[str], base: str) -> dict:
             rows[f"{name} + decision rule ({rule}) {cw}, cross-fitted halves"] = {
                 k: float(np.mean([c[k] for c in cross])) for k in SHOWN}
             result.setdefault("class_weights", {})[f"{name} {loss}"] = cw
+    prior = np.bincount(y, minlength=5) / len(y)  # the tuning rows' classes: a part of training's
+    for name, p in (("LSTMs", lstm), ("ensemble", best_w * lstm + (1 - best_w) * saved[base])):
+        for a in (0.1, 0.2, 0.3, 0.5):  # a one-number rule: p_k / prior_k^a counters the imbalance
+            rows[f"{name} / prior^{a}"] = classification_metrics(y, p, class_weights=list(prior ** -a))
+            result.setdefault("prior_rule", {})[f"{name} {a}"] = [round(float(x), 3) for x in prior ** -a / (prior ** -a).max()]
     for name, m in rows.items():
         print(f"{name:90s} {shown(m)}")
         result["rows"][name] = {k: round(float(m[k]), 4) for k in SHOWN}

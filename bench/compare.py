@@ -69,6 +69,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--profile", default="best")
     ap.add_argument("--data-dir", help="reuse this data folder (default: a fresh one per seed: every stage cold)")
+    ap.add_argument("--reuse", nargs="+", metavar="DIR",
+                    help="one data folder per seed, of an earlier run: what is unchanged comes from cache")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "compare.json"))
     ap.add_argument("--render", action="store_true", help="train nothing: print the table of --out")
@@ -81,7 +83,8 @@ def main() -> None:
     per_model: dict[str, list[dict]] = {}
     walls, stages = [], []
     for seed in args.seeds:
-        data_dir = args.data_dir or tempfile.mkdtemp(prefix=f"reviewlstm-compare-{seed}-")
+        data_dir = (args.reuse[args.seeds.index(seed)] if args.reuse else
+                    args.data_dir or tempfile.mkdtemp(prefix=f"reviewlstm-compare-{seed}-"))
         summary, wall = run_pipeline(seed, data_dir, args)
         walls.append(round(wall, 1))
         seconds = {s["stage"]: s["seconds"] for s in summary["stages"]}
@@ -103,6 +106,7 @@ def main() -> None:
     table = {name: summarise(runs) for name, runs in per_model.items()}
     command = " ".join(["python bench/compare.py --seeds", *map(str, args.seeds), "--profile", args.profile,
                         *[x for kv in args.set for x in ("--set", kv)], *(["--data-dir", args.data_dir] if args.data_dir else []),
+                        *(["--reuse", *args.reuse] if args.reuse else []),
                         *(["--rerun-set", args.rerun_set] if args.rerun_set else [])])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     result = {"command": command, "commit": commit, "cores": len(os.sched_getaffinity(0)),
