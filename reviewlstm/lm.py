@@ -18,6 +18,7 @@ from torch import nn
 from reviewlstm.adam import Adam
 from reviewlstm.config import LMConfig
 from reviewlstm.models import ENCODER, ReviewLSTM, build_model
+from reviewlstm.train import _batches
 
 
 class LanguageModel(nn.Module):
@@ -90,15 +91,10 @@ def pretrain(lm: LMConfig, ids: np.ndarray, lengths: np.ndarray, vocab_size: int
         total, step, history = per_epoch * lm.epochs, 0, []
         for epoch in range(1, lm.epochs + 1):
             order = torch.randperm(len(n), generator=shuffle)
-            # batches of similar lengths, cut at their longest review, in random order
-            pool = 50 * lm.batch_size
-            batches = []
-            for start in range(0, len(n), pool):
-                rows = order[start : start + pool]
-                batches += list(rows[torch.argsort(n[rows], stable=True)].split(lm.batch_size))
-            sum_loss = words = 0.0
-            for i in torch.randperm(len(batches), generator=shuffle).tolist():
-                rows = batches[i]
+            sum_loss = seen = 0.0
+            # batches of similar lengths, cut at their longest review, in random order (as training's)
+            for batch in _batches(n[order], lm.batch_size, True, shuffle):
+                rows = order[batch]
                 nb = n[rows]
                 xb = x[rows][:, : int(nb.max())]
                 optimizer.lr = slanted_triangular(step, total, lm.lr)
@@ -110,8 +106,8 @@ def pretrain(lm: LMConfig, ids: np.ndarray, lengths: np.ndarray, vocab_size: int
                 step += 1
                 count = float((nb - 1).sum())
                 sum_loss += loss.item() * count
-                words += count
-            row = {"epoch": epoch, "lr": lm.lr, "train_loss": sum_loss / words}
+                seen += count
+            row = {"epoch": epoch, "lr": lm.lr, "train_loss": sum_loss / seen}
             history.append(row)
             if on_epoch is not None:
                 on_epoch(row)

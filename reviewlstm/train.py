@@ -279,7 +279,7 @@ def _unfreeze(named: list[tuple[str, torch.Tensor]], epoch: int) -> None:
     """ULMFiT's gradual unfreezing for one LSTM layer: the head, then the LSTMs, then all."""
     frozen = ENCODER if epoch == 1 else ("embedding.",) if epoch == 2 else ()
     for k, p in named:
-        p.requires_grad_(not k.startswith(frozen) if frozen else True)
+        p.requires_grad_(not k.startswith(frozen))
 
 
 def _hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
