@@ -7,17 +7,18 @@ scikit-learn's own vectorizers rebuilt from them, so loading a saved model runs 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from reviewlstm.config import BaselineConfig
 from reviewlstm.errors import InputError
+from reviewlstm.ngrams import Counter
 
 TERMS = "terms.parquet"  # analyzer, term, column, idf
 WEIGHTS = "weights.npz"  # coef (C, F), intercept (C,)
@@ -34,9 +35,22 @@ class Baseline:
     vectorizers: dict[str, TfidfVectorizer]  # fitted, in column order
     coef: np.ndarray  # (C, F)
     intercept: np.ndarray  # (C,)
+    fast: dict[str, tuple[Counter, TfidfTransformer] | None] = field(default_factory=dict)  # made on first use
 
-    def features(self, texts: list[str]) -> sp.csr_matrix:
-        return sp.hstack([v.transform(texts) for v in self.vectorizers.values()], format="csr")
+    def features(self, texts: list[str], fast: bool = True) -> sp.csr_matrix:
+        """TF-IDF rows. fast: n-grams counted in arrays (reviewlstm/ngrams.py; scikit-learn's
+        char_wb analyzer is pure Python, bench/RESULTS.md), weighted by scikit-learn; False: the
+        vectorizers' own transform. The two agree exactly (tests/test_ngrams.py)."""
+        parts = []
+        for name, v in self.vectorizers.items():
+            if name not in self.fast:
+                self.fast[name] = _fast(v)
+            if not fast or self.fast[name] is None:
+                parts.append(v.transform(texts))
+            else:
+                counter, weighting = self.fast[name]
+                parts.append(weighting.transform(counter.counts(texts), copy=False))
+        return sp.hstack(parts, format="csr")
 
     def proba(self, texts: list[str]) -> np.ndarray:
         """Class probabilities (n, C): LogisticRegression.predict_proba's softmax of the logits."""
@@ -44,6 +58,16 @@ class Baseline:
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         return p / p.sum(axis=1, keepdims=True)
+
+
+def _fast(v: TfidfVectorizer) -> tuple[Counter, TfidfTransformer] | None:
+    """The array counter of a fitted vectorizer and the weighting its transform applies."""
+    counter = Counter.of(v)
+    if counter is None:
+        return None
+    weighting = TfidfTransformer(norm=v.norm, use_idf=v.use_idf, smooth_idf=v.smooth_idf, sublinear_tf=v.sublinear_tf)
+    weighting.idf_ = v.idf_
+    return counter, weighting
 
 
 def fit(cfg: BaselineConfig, texts: list[str], labels: np.ndarray, num_classes: int) -> Baseline:
