@@ -227,8 +227,9 @@ def _outcome(step: Step, inputs: dict[str, Any], future: PrefectFuture) -> tuple
 def _settle(step: Step, inputs: dict[str, Any], state: Any) -> tuple[Record, str]:
     """A finished task's record; a cached one whose folder no longer matches is rebuilt."""
     record = state.result()
+    reused = record.pop("reused", False)  # the task found its output folder in place (tasks.stage.reusable)
     if state.name != "Cached":
-        return record, "ran"
+        return record, "cached" if reused else "ran"
     if verify(record):
         return record, "cached"
     return step.task.with_options(refresh_cache=True)(**inputs), "ran"

@@ -8,13 +8,7 @@ from typing import Any
 from flows.pipeline import plan, sources
 from reviewlstm.config import PipelineConfig
 from reviewlstm.storage import read_record, stage_dir, verify
-from tasks.stage import cache_key, folder_key
-
-
-def _prefect_has(key: str) -> bool:
-    from prefect.settings import get_current_settings
-
-    return (Path(get_current_settings().results.local_storage_path) / key).is_file()
+from tasks.stage import folder_key
 
 
 def stage_status(raw: str | None, data_dir: str, cfg: PipelineConfig) -> list[dict[str, Any]]:
@@ -32,8 +26,6 @@ def stage_status(raw: str | None, data_dir: str, cfg: PipelineConfig) -> list[di
             reason = "no output for these inputs, settings and code"
         elif not verify(record):
             reason = "output was changed or deleted"
-        elif not _prefect_has(cache_key(step.key, inputs)):
-            reason = "not in Prefect's cache"
         else:
             records[step.name] = record
             rows.append({"stage": step.name, "status": "fresh", "reason": "", "output": record["path"]})

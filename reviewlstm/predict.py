@@ -101,40 +101,52 @@ class Predictor:
             return None
 
     def scores(self, texts: list[str], batch_size: int = BATCH) -> np.ndarray:
-        """Class probabilities (n, C), or regression outputs (n,) on the class scale 0..C-1.
-
-        This thread cleans, tokenizes and encodes batch after batch; one model thread per core
-        scores them as they come (the model's steps run without the GIL), each on one torch
-        thread: an LSTM this small gains little from a second thread inside one forward pass, and
-        much from a second pass running beside it. A row's result does not depend on the batching
-        (beyond float rounding).
-        """
-        import torch
-
-        from reviewlstm.train import predict_proba
-
-        if not texts:
-            return np.zeros((0,) if self.regress else (0, self.num_classes), dtype=np.float32)
-        starts = range(0, len(texts), batch_size)
-        previous, switch = torch.get_num_threads(), sys.getswitchinterval()
-        torch.set_num_threads(1)
-        keep_freed_memory()  # no page faults on every batch's buffers (reviewlstm/memory.py)
-        # Each torch call of a model thread needs the GIL, which pure-Python tokenizing holds for
-        # up to the switch interval (5 ms by default): a shorter one keeps the models from waiting.
-        sys.setswitchinterval(0.0005)
-        try:
-            with ThreadPoolExecutor(max_workers=available_cores()) as pool:
-                futures = []
-                for i in starts:
-                    ids, lengths = self.encode(texts[i : i + batch_size])
-                    futures.append(pool.submit(predict_proba, self.model, ids, lengths, MODEL_BATCH))
-                return np.concatenate([f.result() for f in futures])
-        finally:
-            torch.set_num_threads(previous)
-            sys.setswitchinterval(switch)
+        """Class probabilities (n, C), or regression outputs (n,) on the class scale 0..C-1."""
+        return side_by_side([self], [], texts, batch_size)[0]
 
     def predict(self, texts: list[str], batch_size: int = BATCH) -> Prediction:
         return to_ratings(self.scores(texts, batch_size), self.regress, self.num_classes, self.prep.label_min)
+
+
+def side_by_side(lstms: list[Predictor], others: list[Any], texts: list[str], batch_size: int = BATCH) -> list[np.ndarray]:
+    """The scores of each predictor, LSTMs first; the LSTMs share one vocabulary and preprocessing.
+
+    This thread cleans, tokenizes and encodes batch after batch, once for every LSTM, and scores
+    the other predictors (the baseline) on each batch meanwhile; one model thread per core scores
+    the batches as they come (the model's steps run without the GIL), each on one torch thread:
+    an LSTM this small gains little from a second thread inside one forward pass, and much from a
+    second pass running beside it. A row's result does not depend on the batching (beyond float
+    rounding).
+    """
+    import torch
+
+    from reviewlstm.train import predict_proba
+
+    if not texts:
+        return [np.zeros((0,) if p.regress else (0, p.num_classes), dtype=np.float32) for p in lstms] + [
+            p.scores([]) for p in others]
+    previous, switch = torch.get_num_threads(), sys.getswitchinterval()
+    torch.set_num_threads(1)
+    keep_freed_memory()  # no page faults on every batch's buffers (reviewlstm/memory.py)
+    # Each torch call of a model thread needs the GIL, which pure-Python tokenizing holds for
+    # up to the switch interval (5 ms by default): a shorter one keeps the models from waiting.
+    sys.setswitchinterval(0.0005)
+    try:
+        with ThreadPoolExecutor(max_workers=available_cores()) as pool:
+            futures: list[list[Any]] = [[] for _ in lstms]
+            parts: list[list[np.ndarray]] = [[] for _ in others]
+            for i in range(0, len(texts), batch_size):
+                batch = texts[i : i + batch_size]
+                if lstms:
+                    ids, lengths = lstms[0].encode(batch)
+                    for pending, p in zip(futures, lstms):
+                        pending.append(pool.submit(predict_proba, p.model, ids, lengths, MODEL_BATCH))
+                for done, p in zip(parts, others):
+                    done.append(p.scores(batch))
+            return [np.concatenate([f.result() for f in pending]) for pending in futures] + [np.concatenate(d) for d in parts]
+    finally:
+        torch.set_num_threads(previous)
+        sys.setswitchinterval(switch)
 
 
 def to_ratings(scores: np.ndarray, regress: bool, num_classes: int, label_min: int,
@@ -186,7 +198,12 @@ class EnsemblePredictor:
         return self.cfg.class_weights
 
     def scores(self, texts: list[str], batch_size: int = BATCH) -> np.ndarray:
-        return combine({n: m.scores(texts, batch_size) for n, m in self.members.items()}, self.cfg)
+        lstms = [n for n, m in self.members.items() if isinstance(m, Predictor) and m.prep == self.prep]
+        # one encoding serves the LSTMs that share a vocabulary (a bundle's members all do)
+        lstms = [n for n in lstms if self.members[n].index == self.members[lstms[0]].index]
+        others = [n for n in self.members if n not in lstms]
+        scores = side_by_side([self.members[n] for n in lstms], [self.members[n] for n in others], texts, batch_size)
+        return combine(dict(zip(lstms + others, scores)), self.cfg)
 
     def predict(self, texts: list[str], batch_size: int = BATCH) -> Prediction:
         return to_ratings(self.scores(texts, batch_size), False, self.num_classes, self.prep.label_min,

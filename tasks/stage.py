@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from prefect import task
 from prefect.cache_policies import CachePolicy
+from prefect.context import TaskRunContext
 
 from reviewlstm.fingerprint import stage_key
-from reviewlstm.storage import Output, stage_output
+from reviewlstm.storage import Output, Record, read_record, stage_dir, stage_output, verify
 from tasks.locks import LOCKS
 
 # task key -> modules whose source is part of its key (the task module itself included)
@@ -29,6 +32,13 @@ def cache_key(stage: str, inputs: dict[str, Any]) -> str:
     """Prefect's key: the folder key, and the data directory the folder lives in."""
     where = hashlib.sha256(str(Path(inputs["data_dir"]).resolve()).encode()).hexdigest()[:8]
     return f"{stage}-{folder_key(stage, inputs)}-{where}"
+
+
+def reusable(stage: str, inputs: dict[str, Any]) -> Record | None:
+    """The output folder for these inputs, settings and code, when it is there and verifies:
+    the cache itself. Prefect's records only index it."""
+    record = read_record(stage_dir(Path(inputs["data_dir"]).resolve(), STAGE_OF[stage], folder_key(stage, inputs)))
+    return record if record is not None and verify(record) else None
 
 
 @dataclass
@@ -56,8 +66,20 @@ def stage_task(stage: str, *modules: str, key: str | None = None) -> Callable:
     def decorate(fn: Callable) -> Callable:
         MODULES[key] = (*modules, fn.__module__)
         STAGE_OF[key] = stage
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def from_folder_or_run(*args: Any, **kwargs: Any) -> Record:
+            # Prefect's store may not know the key (another Prefect home, a copied data folder)
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            context = TaskRunContext.get()
+            forced = context is not None and context.task.refresh_cache  # `reviewlstm stage NAME` computes anew
+            found = None if forced else reusable(key, bound.arguments)
+            return {**found, "reused": True} if found is not None else fn(*args, **kwargs)
+
         return task(
-            fn,
+            from_folder_or_run,
             name=key,
             cache_policy=StageCache(stage=key, modules=MODULES[key], isolation_level="SERIALIZABLE",
                                     lock_manager=LOCKS),
@@ -74,4 +96,4 @@ def output(key: str, data_dir: str, **inputs: Any) -> Any:
     return stage_output(data_dir, STAGE_OF[key], folder_key(key, inputs))
 
 
-__all__ = ["MODULES", "STAGE_OF", "Output", "StageCache", "cache_key", "folder_key", "output", "stage_task"]
+__all__ = ["MODULES", "STAGE_OF", "Output", "StageCache", "cache_key", "folder_key", "output", "reusable", "stage_task"]

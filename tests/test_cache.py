@@ -35,13 +35,26 @@ def run(prefect_server, sample_csv, tmp_path):
     def _run(cfg: PipelineConfig | None = None, raw: Path = sample_csv, until: str = "encode") -> dict:
         return pipeline(raw=str(raw), data_dir=data_dir, config=cfg or PipelineConfig(), until=until)
 
-    _run.data_dir = Path(data_dir)
+    _run.data_dir, _run.raw = Path(data_dir), sample_csv
     return _run
 
 
 def test_second_run_with_nothing_changed_runs_no_stage(run):
     assert ran(run()) == PRE
     assert ran(run()) == []
+
+
+def test_output_folders_are_the_cache_under_another_prefect_result_store(run, tmp_path):
+    """Prefect's records only index the folders: with an empty result store every stage is
+    found in its folder and nothing runs; a forced stage (`reviewlstm stage`) still computes."""
+    from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
+
+    assert ran(run()) == PRE
+    with temporary_settings(updates={PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(tmp_path / "other-store")}):
+        assert ran(run()) == []
+        forced = pipeline(raw=str(run.raw), data_dir=str(run.data_dir), config=PipelineConfig(), until="clean",
+                          force=["clean"])
+    assert ran(forced) == ["clean"]
 
 
 def test_min_count_change_reruns_prune_and_encode_only(run):

@@ -14,9 +14,9 @@ import pytest
 
 from conftest import REAL_DATA, ROOT, SAMPLE, needs_real_data, write_reviews
 from reviewlstm import registry
-from reviewlstm.config import PipelineConfig
+from reviewlstm.config import EnsembleConfig, PipelineConfig
 from reviewlstm.errors import InputError
-from reviewlstm.predict import Preprocess, load, load_bundle
+from reviewlstm.predict import EnsemblePredictor, Preprocess, load, load_bundle
 from reviewlstm.tuning import tuning_split
 
 pytestmark = pytest.mark.slow
@@ -106,6 +106,12 @@ def test_ensemble_probabilities_are_the_weighted_mean_of_its_members(trained):
     pred = ens.predict(texts)
     np.testing.assert_array_equal(pred.ratings, (expected * [1, 2, 1, 1, 0.5]).argmax(1) + 1)
     np.testing.assert_allclose(pred.expected, expected @ np.arange(5) + 1, rtol=1e-6)
+    # several LSTMs share one encoding of each batch, the baseline scored beside them: still each member's own scores
+    again = load(out["train[tiny]"], out["prune"], prep)
+    three = EnsemblePredictor(name="three", members={"a": tiny, "b": again, "baseline": base}, prep=prep, num_classes=5,
+                              cfg=EnsembleConfig(kind="ensemble", members={"a": 1, "b": 2, "baseline": 1}), source="test")
+    np.testing.assert_allclose(three.scores(texts, batch_size=3), 0.75 * tiny.scores(texts) + 0.25 * base.scores(texts),
+                               rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("variant", ["baseline", "ens"])

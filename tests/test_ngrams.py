@@ -48,6 +48,7 @@ def test_settings_it_does_not_cover_fall_back_to_scikit_learn():
 
 
 @needs_real_data
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 5 iterations: only its terms matter
 def test_baseline_features_are_the_same_on_every_real_review():
     from reviewlstm import ingest
 
