@@ -183,8 +183,16 @@ def render(summary: dict[str, Any]) -> str:
 
 def cmd_run(args: argparse.Namespace, until: str, force: list[str]) -> int:
     cfg = load_config(args)
-    from flows.ui import answers, configured_api_url
+    if not force:  # nothing to run: the usual table, without a flow run or a server to hold it
+        from flows.status import fresh_summary
 
+        summary = fresh_summary(args.raw, args.data_dir, cfg, until, promote=args.command == "run")
+        if summary is not None:
+            print(json.dumps(summary, indent=1) if args.json else render(summary))
+            return 0
+    from flows.ui import answers, configured_api_url, use_project_server
+
+    use_project_server()  # `reviewlstm ui` running for this project: the run shows in its UI
     url = configured_api_url()
     if url and not answers(url, timeout=10):  # at once, instead of after the client's retries
         raise InputError(f"Prefect API at {url} does not answer; expected a running server (start one with "
@@ -221,8 +229,9 @@ def _quiet_prefect_console() -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from flows.status import stage_status
-    from flows.ui import server_overview
+    from flows.ui import server_overview, use_project_server
 
+    use_project_server()
     server = server_overview()  # None without PREFECT_API_URL; a silent server is an InputError
     rows = stage_status(args.raw, args.data_dir, load_config(args))
     if args.json:

@@ -1,24 +1,17 @@
-"""The pipeline as one Prefect flow: a plan of steps, each a cached stage task.
-
-`plan` is the single description of which stage feeds which; the flow executes it and
-`reviewlstm status` walks it without running anything.
-"""
+"""The pipeline as one Prefect flow: the plan's steps (flows/plan.py), each a cached stage task."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from reviewlstm.config import (DEFAULT_PROFILE, BaselineConfig, EnsembleConfig, ModelConfig, PipelineConfig, TrainConfig,
-                               only_variants, profile as named_profile)
-from reviewlstm.cores import available_cores
+from flows.plan import Stage, Step, parallel_trains, plan, resolve_config, sources
+from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, only_variants
 from reviewlstm.errors import InputError
-from reviewlstm.paths import find_raw, glove_record, raw_record
 from reviewlstm.storage import Record, verify
 from tasks.clean import clean
 from tasks.encode import encode
@@ -32,105 +25,10 @@ from tasks.tokenize import tokenize
 from tasks.pretrain import pretrain
 from tasks.train import train, train_baseline, train_ensemble
 
-STAGES = ("ingest", "clean", "tokenize", "prune", "encode", "glove", "pretrain", "train", "evaluate")
-Stage = Literal["ingest", "clean", "tokenize", "prune", "encode", "glove", "pretrain", "train", "evaluate"]
-
-
-@dataclass
-class Step:
-    """One task call: records it takes from earlier steps, and its own parameters."""
-
-    name: str
-    stage: str
-    task: Any
-    upstream: dict[str, str | dict[str, str]]  # parameter -> step name (or name -> step name)
-    params: dict[str, Any] = field(default_factory=dict)
-    key: str = ""  # the task's cache key name: the stage's, or a model kind's (train-baseline)
-
-    def __post_init__(self) -> None:
-        self.key = self.key or self.stage
-
-    def inputs(self, records: dict[str, Record], data_dir: str) -> dict[str, Any]:
-        taken = {p: {n: records[s] for n, s in src.items()} if isinstance(src, dict) else records[src]
-                 for p, src in self.upstream.items()}
-        return {**taken, **self.params, "data_dir": data_dir}
-
-    def needs(self) -> list[str]:
-        return [s for src in self.upstream.values() for s in (src.values() if isinstance(src, dict) else [src])]
-
-
-def plan(cfg: PipelineConfig, until: str = STAGES[-1]) -> list[Step]:
-    """Every step from ingest up to and including the stage `until`, in run order."""
-    steps = [
-        Step("ingest", "ingest", ingest, {"raw": "raw"}, {"cfg": cfg.ingest}),
-        Step("clean", "clean", clean, {"reviews": "ingest"}, {"cfg": cfg.clean}),
-        Step("tokenize", "tokenize", tokenize, {"cleaned": "clean"}, {"cfg": cfg.tokenize}),
-        Step("prune", "prune", prune, {"tokens": "tokenize"}, {"cfg": cfg.prune}),
-        Step("encode", "encode", encode, {"tokens": "tokenize", "vocab": "prune"}, {"cfg": cfg.encode}),
-    ]
-    lstms = {n: v for n, v in cfg.variants.items() if isinstance(v, ModelConfig)}
-    pretrained = [n for n, v in lstms.items() if v.embeddings == "pretrained"]
-    glove_dims = {v.embedding_dim for v in lstms.values() if v.embeddings.startswith("glove")}
-    if pretrained and cfg.pretrain.init == "glove":
-        glove_dims.add(cfg.pretrain.embedding_dim)
-    if len(glove_dims) > 1:
-        raise InputError(f"variants that use GloVe have embedding_dim {sorted(glove_dims)}; expected one size")
-    if glove_dims:
-        steps.append(Step("glove", "glove", glove, {"vocab": "prune", "source": "glove_source"},
-                          {"cfg": cfg.glove, "dim": glove_dims.pop()}))
-    if pretrained:
-        upstream = {"encoded": "encode", "vocab": "prune", **({"glove": "glove"} if cfg.pretrain.init == "glove" else {})}
-        params = {"cfg": cfg.pretrain, "seed": cfg.train.seed, "threads": cfg.train.threads or available_cores(),
-                  **({} if "glove" in upstream else {"glove": None})}
-        steps.append(Step("pretrain", "pretrain", pretrain, upstream, params))
-    num_classes = cfg.ingest.num_classes
-    for name, variant in cfg.variants.items():
-        if isinstance(variant, BaselineConfig):
-            steps.append(Step(f"train[{name}]", "train", train_baseline, {"reviews": "ingest", "encoded": "encode"},
-                              {"name": name, "cfg": variant, "num_classes": num_classes}, key="train-baseline"))
-        elif isinstance(variant, EnsembleConfig):
-            continue  # after its members
-        else:
-            upstream = {"encoded": "encode", "vocab": "prune"}
-            upstream |= {"glove": "glove"} if variant.embeddings.startswith("glove") else {}
-            upstream |= {"pretrained": "pretrain"} if variant.embeddings == "pretrained" else {}
-            params = {"name": name, "cfg": variant, "trainer": trainer_for(cfg), "num_classes": num_classes,
-                      **({} if "glove" in upstream else {"glove": None}),
-                      **({} if "pretrained" in upstream else {"pretrained": None})}
-            steps.append(Step(f"train[{name}]", "train", train, upstream, params))
-    for name, variant in cfg.variants.items():
-        if isinstance(variant, EnsembleConfig):
-            steps.append(Step(f"train[{name}]", "train", train_ensemble, {"members": {m: f"train[{m}]" for m in variant.members}},
-                              {"name": name, "cfg": variant, "num_classes": num_classes}, key="train-ensemble"))
-    if cfg.variants:
-        models = {name: f"train[{name}]" for name in cfg.variants}
-        steps.append(Step("evaluate", "evaluate", evaluate, {"reviews": "ingest", "encoded": "encode", "models": models}))
-    order = list(dict.fromkeys(s.stage for s in steps))
-    if until not in order:
-        raise InputError(f"stage {until!r} is not part of this configuration; its stages: {', '.join(order)}")
-    return [s for s in steps if order.index(s.stage) <= order.index(until)]
-
-
-def parallel_trains(cfg: PipelineConfig) -> int:
-    """How many LSTM variants train at the same time: the setting, else one per core."""
-    lstms = sum(isinstance(v, ModelConfig) for v in cfg.variants.values())
-    return max(1, min(cfg.train.parallel or available_cores(), lstms or 1))
-
-
-def trainer_for(cfg: PipelineConfig) -> TrainConfig:
-    """The train settings each variant gets: threads resolved, so that a cache key names the
-    thread count that trained (float sums, and so results, may depend on it)."""
-    threads = cfg.train.threads or max(1, available_cores() // parallel_trains(cfg))
-    return cfg.train.model_copy(update={"threads": threads, "parallel": None})
-
-
-def sources(raw: str | None, data_dir: str, cfg: PipelineConfig) -> dict[str, Record]:
-    """The user's files as records: the first inputs of the plan."""
-    return {"raw": raw_record(find_raw(raw, data_dir)), "glove_source": glove_record(cfg.glove.path)}
-
-
-def resolve_config(profile: str, config: PipelineConfig | None) -> PipelineConfig:
-    return config if config is not None else named_profile(profile)
+# a step's task by its key (tasks.keys.KEYS)
+TASKS = {"ingest": ingest, "clean": clean, "tokenize": tokenize, "prune": prune, "encode": encode, "glove": glove,
+         "pretrain": pretrain, "train": train, "train-baseline": train_baseline, "train-ensemble": train_ensemble,
+         "evaluate": evaluate}
 
 
 @flow(name="reviewlstm-pipeline", log_prints=True, task_runner=ThreadPoolTaskRunner())
@@ -187,7 +85,7 @@ def pipeline(
 
 
 def _task(step: Step, force: bool) -> Any:
-    return step.task.with_options(refresh_cache=True) if force else step.task
+    return TASKS[step.key].with_options(refresh_cache=True) if force else TASKS[step.key]
 
 
 def _execute(step: Step, inputs: dict[str, Any], force: bool) -> tuple[Record, str]:
@@ -232,4 +130,4 @@ def _settle(step: Step, inputs: dict[str, Any], state: Any) -> tuple[Record, str
         return record, "cached" if reused else "ran"
     if verify(record):
         return record, "cached"
-    return step.task.with_options(refresh_cache=True)(**inputs), "ran"
+    return _task(step, True)(**inputs), "ran"

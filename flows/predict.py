@@ -23,8 +23,8 @@ champion_ref = registry.champion_ref
 
 def variant_ref(variant: str, cfg: PipelineConfig, data_dir: str, raw: str | None = None) -> dict[str, Any]:
     """The trained model of `variant` that the current settings and data lead to, with its vocabulary."""
-    from flows.pipeline import plan, sources
-    from tasks.stage import folder_key
+    from flows.plan import plan, sources
+    from tasks.keys import folder_key
 
     if variant not in cfg.variants:
         raise InputError(f"--model {variant!r}: no such variant; valid: {', '.join(cfg.variants)}")
@@ -73,7 +73,7 @@ def predict(
     `model`: a variant name for the latest model of that variant trained with these settings;
     empty for the registry's champion.
     """
-    from flows.pipeline import resolve_config
+    from flows.plan import resolve_config
     from tasks.predict import predict_file, predict_texts
 
     if bool(texts) == bool(input):

@@ -7,6 +7,7 @@ scheduled runs.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from reviewlstm.errors import InputError
+from reviewlstm.storage import alive
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = "reviewlstm-process"
@@ -35,6 +37,41 @@ def configured_api_url() -> str | None:
 
     url = get_current_settings().api.url
     return str(url).rstrip("/") if url else None
+
+
+def pointer_path() -> Path:
+    """Where `reviewlstm ui` says which server it runs: in Prefect's home (prefect.toml's is the
+    project's .prefect), read without importing Prefect."""
+    return Path(os.environ.get("PREFECT_HOME") or ROOT / ".prefect").expanduser() / "reviewlstm-server.json"
+
+
+def project_server() -> str | None:
+    """The API URL of this project's running `reviewlstm ui` server; a pointer left by one that
+    died (its process gone, or not answering) is removed and ignored."""
+    path = pointer_path()
+    try:
+        pointer = json.loads(path.read_text())
+        url, pid = str(pointer["api_url"]), int(pointer["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if alive(pid) and answers(url, timeout=1):
+        return url
+    path.unlink(missing_ok=True)
+    return None
+
+
+def use_project_server() -> str | None:
+    """Point this process at the project's running server when the user set no PREFECT_API_URL."""
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    url = project_server()
+    if url:
+        os.environ["PREFECT_API_URL"] = url
+        if "prefect.settings" in sys.modules:
+            from prefect.context import refresh_global_settings_context
+
+            refresh_global_settings_context()
+    return url
 
 
 def answers(api_url: str, timeout: float = 3.0) -> bool:
@@ -134,7 +171,16 @@ class Stack:
     def __init__(self, log_dir: Path) -> None:
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.log_dir = log_dir
+        self.pointer: Path | None = None
         log_dir.mkdir(parents=True, exist_ok=True)
+
+    def point_at(self, api_url: str, pid: int) -> None:
+        from reviewlstm.storage import atomic_file
+
+        self.pointer = pointer_path()
+        self.pointer.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(self.pointer, "w") as f:
+            json.dump({"api_url": api_url, "pid": pid}, f)
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")
@@ -144,6 +190,8 @@ class Stack:
         return proc
 
     def stop(self, grace: float = 20.0) -> None:
+        if self.pointer is not None:
+            self.pointer.unlink(missing_ok=True)
         for name, proc in reversed(self.procs):
             if proc.poll() is None:
                 _signal_group(proc, signal.SIGTERM)
@@ -223,6 +271,7 @@ def start(host: str = "127.0.0.1", port: int = DEFAULT_PORT, ui: bool = True, lo
         server = stack.start("server", _prefect("server", "start", "--host", host, "--port", str(port),
                                                 *([] if ui else ["--no-ui"]), "--analytics-off"), env)
         _wait_healthy(api, server, stack.log_dir / "server.log")
+        stack.point_at(api, server.pid)  # every local command finds it (use_project_server)
         create_pool(env)
         deploy(env, stack.log_dir)
         start_worker(stack, env)

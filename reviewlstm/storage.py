@@ -127,7 +127,7 @@ class Output:
 HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -144,7 +144,7 @@ def sweep_leftovers(layer_dir: Path, key: str) -> list[Path]:
     for path in layer_dir.glob(f".{key}.*"):
         owner = path.name[len(key) + 2 :].split(".", 1)[0]
         host, _, pid = owner.partition("-")
-        stale = owner.startswith("stale-") or (host == HOST and pid.isdigit() and not _alive(int(pid)))
+        stale = owner.startswith("stale-") or (host == HOST and pid.isdigit() and not alive(int(pid)))
         if stale and path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)

@@ -8,7 +8,7 @@ from reviewlstm.storage import Record, file_of
 from tasks.stage import output, stage_task
 
 
-@stage_task("clean", "reviewlstm.text")
+@stage_task("clean")
 def clean(reviews: Record, cfg: CleanConfig, data_dir: str) -> Record:
     """Strip non-ASCII, punctuation and digits and lowercase the text."""
     with output("clean", data_dir, reviews=reviews, cfg=cfg) as out:

@@ -8,7 +8,7 @@ from reviewlstm.storage import Record, file_of
 from tasks.stage import output, stage_task
 
 
-@stage_task("encode", "reviewlstm.encode")
+@stage_task("encode")
 def encode(tokens: Record, vocab: Record, cfg: EncodeConfig, data_dir: str) -> Record:
     """Map tokens to vocabulary ids, pad or cut to max_len, and split 80/20 by seed."""
     with output("encode", data_dir, tokens=tokens, vocab=vocab, cfg=cfg) as out:

@@ -15,8 +15,7 @@ from tasks.stage import output, stage_task
 from tasks.train import split_texts
 
 
-@stage_task("evaluate", "reviewlstm.metrics", "reviewlstm.train", "reviewlstm.models", "reviewlstm.reports",
-            "reviewlstm.baseline", "reviewlstm.ensemble")
+@stage_task("evaluate")
 def evaluate(reviews: Record, encoded: Record, models: dict[str, Record], data_dir: str) -> Record:
     """Accuracy, RMSE (class and expected), MAE, macro-F1, confusion matrix per variant; plots.
 

@@ -8,7 +8,7 @@ from reviewlstm.storage import Record, file_of
 from tasks.stage import output, stage_task
 
 
-@stage_task("glove", "reviewlstm.glove")
+@stage_task("glove")
 def glove(vocab: Record, source: Record, cfg: GloveConfig, dim: int, data_dir: str) -> Record:
     """Look up every vocabulary word in GloVe; unknown words get uniform(-0.25, 0.25) rows."""
     with output("glove", data_dir, vocab=vocab, source=source, cfg=cfg, dim=dim) as out:

@@ -6,7 +6,7 @@ from reviewlstm.storage import Record
 from tasks.stage import output, stage_task
 
 
-@stage_task("ingest", "reviewlstm.ingest")
+@stage_task("ingest")
 def ingest(raw: Record, cfg: IngestConfig, data_dir: str) -> Record:
     """Read the reviews CSV/TSV/Parquet, validate text and label columns, store as Parquet."""
     with output("ingest", data_dir, raw=raw, cfg=cfg) as out:

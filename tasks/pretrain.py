@@ -11,7 +11,7 @@ from reviewlstm.storage import Record, file_of
 from tasks.stage import output, stage_task
 
 
-@stage_task("pretrain", "reviewlstm.lm", "reviewlstm.train", "reviewlstm.models", "reviewlstm.adam", "reviewlstm.encode")
+@stage_task("pretrain")
 def pretrain(encoded: Record, vocab: Record, glove: Record | None, cfg: LMConfig, seed: int, threads: int,
              data_dir: str) -> Record:
     """Train the encoder as next- and previous-word predictor on the training rows (never the

@@ -8,7 +8,7 @@ from reviewlstm.storage import Record, file_of
 from tasks.stage import output, stage_task
 
 
-@stage_task("prune", "reviewlstm.vocab")
+@stage_task("prune")
 def prune(tokens: Record, cfg: PruneConfig, data_dir: str) -> Record:
     """Count tokens over the corpus; keep those seen at least min_count times as the vocabulary."""
     with output("prune", data_dir, tokens=tokens, cfg=cfg) as out:

@@ -13,32 +13,15 @@ from prefect import task
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 
-from reviewlstm.fingerprint import stage_key
-from reviewlstm.storage import Output, Record, read_record, stage_dir, stage_output, verify
+from reviewlstm.storage import Output, Record, stage_output
+from tasks.keys import KEYS, folder_key, reusable
 from tasks.locks import LOCKS
-
-# task key -> modules whose source is part of its key (the task module itself included)
-MODULES: dict[str, tuple[str, ...]] = {}
-# task key -> the stage (and so the data layer) it belongs to: the model kinds all train
-STAGE_OF: dict[str, str] = {}
-
-
-def folder_key(stage: str, inputs: dict[str, Any]) -> str:
-    """The key naming the stage's output folder; the data directory is not part of it."""
-    return stage_key(stage, MODULES[stage], {k: v for k, v in inputs.items() if k != "data_dir"})
 
 
 def cache_key(stage: str, inputs: dict[str, Any]) -> str:
     """Prefect's key: the folder key, and the data directory the folder lives in."""
     where = hashlib.sha256(str(Path(inputs["data_dir"]).resolve()).encode()).hexdigest()[:8]
     return f"{stage}-{folder_key(stage, inputs)}-{where}"
-
-
-def reusable(stage: str, inputs: dict[str, Any]) -> Record | None:
-    """The output folder for these inputs, settings and code, when it is there and verifies:
-    the cache itself. Prefect's records only index it."""
-    record = read_record(stage_dir(Path(inputs["data_dir"]).resolve(), STAGE_OF[stage], folder_key(stage, inputs)))
-    return record if record is not None and verify(record) else None
 
 
 @dataclass
@@ -57,15 +40,14 @@ class StageCache(CachePolicy):
         return cache_key(self.stage, inputs)
 
 
-def stage_task(stage: str, *modules: str, key: str | None = None) -> Callable:
+def stage_task(key: str) -> Callable:
     """Declare a stage task: cached by StageCache, its result persisted as a JSON record.
 
-    `key`: the name its cache keys use, where several tasks make one stage (the model kinds)."""
-    key = key or stage
+    `key`: its entry in tasks.keys.KEYS (the stage's name, or a model kind's: train-baseline)."""
 
     def decorate(fn: Callable) -> Callable:
-        MODULES[key] = (*modules, fn.__module__)
-        STAGE_OF[key] = stage
+        if fn.__module__ not in KEYS[key][1]:
+            raise ValueError(f"tasks.keys.KEYS[{key!r}] does not name {fn.__module__}, the module of its task")
         signature = inspect.signature(fn)
 
         @functools.wraps(fn)
@@ -81,7 +63,7 @@ def stage_task(stage: str, *modules: str, key: str | None = None) -> Callable:
         return task(
             from_folder_or_run,
             name=key,
-            cache_policy=StageCache(stage=key, modules=MODULES[key], isolation_level="SERIALIZABLE",
+            cache_policy=StageCache(stage=key, modules=KEYS[key][1], isolation_level="SERIALIZABLE",
                                     lock_manager=LOCKS),
             persist_result=True,
             result_serializer="json",
@@ -93,7 +75,7 @@ def stage_task(stage: str, *modules: str, key: str | None = None) -> Callable:
 
 def output(key: str, data_dir: str, **inputs: Any) -> Any:
     """The stage's temporary output folder, published under its key when the block ends."""
-    return stage_output(data_dir, STAGE_OF[key], folder_key(key, inputs))
+    return stage_output(data_dir, KEYS[key][0], folder_key(key, inputs))
 
 
-__all__ = ["MODULES", "STAGE_OF", "Output", "StageCache", "cache_key", "folder_key", "output", "reusable", "stage_task"]
+__all__ = ["KEYS", "Output", "StageCache", "cache_key", "folder_key", "output", "reusable", "stage_task"]

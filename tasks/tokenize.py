@@ -8,7 +8,7 @@ from reviewlstm.storage import Record, file_of
 from tasks.stage import output, stage_task
 
 
-@stage_task("tokenize", "reviewlstm.text")
+@stage_task("tokenize")
 def tokenize(cleaned: Record, cfg: TokenizeConfig, data_dir: str) -> Record:
     """Split every cleaned review into spaCy English tokens, in batches."""
     with output("tokenize", data_dir, cleaned=cleaned, cfg=cfg) as out:

@@ -48,10 +48,7 @@ class Progress:
         update_progress_artifact(self.artifact, 100.0)
 
 
-# reviewlstm.worker only carries the call to another process (tests/test_concurrent_training.py
-# shows it trains bit-identically), so its code is not part of the key
-@stage_task("train", "reviewlstm.models", "reviewlstm.train", "reviewlstm.adam", "reviewlstm.metrics",
-            "reviewlstm.encode")
+@stage_task("train")
 def train(encoded: Record, vocab: Record, glove: Record | None, pretrained: Record | None, name: str,
           cfg: ModelConfig, trainer: TrainConfig, num_classes: int, data_dir: str) -> Record:
     """Train one variant on the training split, validating after every epoch.
@@ -93,7 +90,7 @@ def checkpoint_path(data_dir: str, key: str) -> Path:
     return Path(data_dir).resolve() / LAYERS["train"] / ".checkpoints" / f"{key}.pt"
 
 
-@stage_task("train", "reviewlstm.baseline", "reviewlstm.encode", key="train-baseline")
+@stage_task("train-baseline")
 def train_baseline(reviews: Record, encoded: Record, name: str, cfg: BaselineConfig, num_classes: int,
                    data_dir: str) -> Record:
     """Fit the TF-IDF + logistic regression baseline on the training split's review text."""
@@ -110,7 +107,7 @@ def train_baseline(reviews: Record, encoded: Record, name: str, cfg: BaselineCon
     return out.record
 
 
-@stage_task("train", "reviewlstm.ensemble", key="train-ensemble")
+@stage_task("train-ensemble")
 def train_ensemble(members: dict[str, Record], name: str, cfg: EnsembleConfig, num_classes: int,
                    data_dir: str) -> Record:
     """An ensemble has nothing to fit: its folder names its members' outputs and their weights."""

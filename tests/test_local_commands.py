@@ -1,0 +1,97 @@
+"""Local commands without a server start: a fresh plan answers from the output folders; a running
+project server (`reviewlstm ui`'s pointer) is found and used; a stale pointer is ignored."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from flows import ui
+from flows.pipeline import pipeline
+from flows.server import free_port
+from reviewlstm.config import PipelineConfig
+
+pytestmark = pytest.mark.slow
+
+
+def cli(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=ROOT, env={**base, **env},
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def encoded(prefect_server, sample_csv, tmp_path):
+    """The sample through encode (a real flow run on the test server); the same settings as a file."""
+    data = tmp_path / "data"
+    pipeline(raw=str(sample_csv), data_dir=str(data), config=PipelineConfig(), until="encode")
+    cfg = tmp_path / "config.json"
+    cfg.write_text(PipelineConfig().model_dump_json())
+    return ["--raw", str(sample_csv), "--data-dir", str(data), "--config", str(cfg), "--until", "encode"]
+
+
+def test_a_fresh_plan_prints_its_table_without_any_server(encoded, tmp_path):
+    # a configured API that nothing answers: had the command needed a server, it would stop there
+    dead = f"http://127.0.0.1:{free_port()}/api"
+    proc = cli(["run", *encoded, "--json"], PREFECT_API_URL=dead, PREFECT_HOME=str(tmp_path / "home"))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert [s["status"] for s in summary["stages"]] == ["cached"] * 5
+    assert summary["figures"]["encode"]["valid_rows"] > 0
+    # with a stage to run, the same command does need the server, and says so in one line
+    proc = cli(["run", *encoded[:-1], "tokenize", "--set", "tokenize.drop_whitespace=true"],
+               PREFECT_API_URL=dead, PREFECT_HOME=str(tmp_path / "home"))
+    assert proc.returncode == 2 and "does not answer" in proc.stderr
+
+
+def flow_runs(api_url: str) -> list[dict]:
+    request = urllib.request.Request(f"{api_url}/flow_runs/filter", data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_commands_find_the_project_server_and_ignore_a_stale_pointer(encoded, prefect_server, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    pointer = home / "reviewlstm-server.json"
+    url = prefect_server["PREFECT_API_URL"]
+    # `reviewlstm ui` writes this; the test's own process stands in for the server's pid
+    pointer.write_text(json.dumps({"api_url": url, "pid": os.getpid()}))
+    before = {r["id"] for r in flow_runs(url)}
+    proc = cli(["stage", "clean", *encoded[:-2]], PREFECT_HOME=str(home))
+    assert proc.returncode == 0, proc.stderr
+    assert pointer.is_file()
+    new = [r for r in flow_runs(url) if r["id"] not in before]
+    assert [r["state_type"] for r in new] == ["COMPLETED"], new  # the run is on the project's server
+
+    # the server it names is gone: the pointer is removed and the command starts its own
+    pointer.write_text(json.dumps({"api_url": f"http://127.0.0.1:{free_port()}/api", "pid": os.getpid()}))
+    before = {r["id"] for r in flow_runs(url)}
+    proc = cli(["stage", "clean", *encoded[:-2]], PREFECT_HOME=str(home))
+    assert proc.returncode == 0, proc.stderr
+    assert not pointer.exists()
+    assert {r["id"] for r in flow_runs(url)} == before
+
+
+def test_ui_start_points_at_its_server_and_stop_removes_the_pointer(tmp_path, monkeypatch):
+    for step in ("create_pool", "deploy"):
+        monkeypatch.setattr(ui, step, lambda *args, **kwargs: None)
+    monkeypatch.setattr(ui, "start_worker", lambda *args, **kwargs: None)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    stack, url = ui.start(port=free_port(), ui=False, log_dir=tmp_path / "logs")
+    try:
+        assert ui.project_server() == f"{url}/api"
+        assert ui.use_project_server() == f"{url}/api" and os.environ["PREFECT_API_URL"] == f"{url}/api"
+    finally:
+        stack.stop()
+        monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert not ui.pointer_path().exists() and ui.project_server() is None
