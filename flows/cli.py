@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -359,10 +360,44 @@ def _free_bytes(path: str) -> int:
         return LOW_SPACE
 
 
+class Stopped(BaseException):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    raise Stopped(signum)
+
+
+def _signal_of(e: BaseException) -> int | None:
+    """The signal an exception stands for: Ctrl-C, SIGTERM (ours, or Prefect's TerminationSignal)."""
+    if isinstance(e, KeyboardInterrupt):
+        return signal.SIGINT
+    if isinstance(e, Stopped):
+        return e.signum
+    return getattr(e, "signal", None) if type(e).__name__ == "TerminationSignal" else None
+
+
+def _cancel_stopped_runs() -> None:
+    """Flow runs stopped on a signal are cancelled, not crashed (a second at most each)."""
+    pipeline = sys.modules.get("flows.pipeline")
+    for run_id in getattr(pipeline, "STOPPED", []):
+        try:
+            from prefect.client.orchestration import get_client
+            from prefect.states import Cancelled
+
+            with get_client(sync_client=True, httpx_settings={"timeout": 2}) as client:
+                client.set_flow_run_state(run_id, Cancelled(message="stopped by a signal"), force=True)
+        except Exception:  # noqa: BLE001 - the server may be gone too: the line below still holds
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 done; 2 bad input or settings (one line); 1 a fault of the machine (one line:
     disk full, folder not writable, Prefect API gone). Anything else is a bug: its traceback shows."""
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _stopped)  # a service manager's or Prefect worker's stop, like Ctrl-C
     try:
         if args.command == "predict":
             return cmd_predict(args)
@@ -376,6 +411,14 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BaseException as e:
+        signum = _signal_of(e)
+        if signum is None:
+            raise
+        _cancel_stopped_runs()
+        print(f"error: stopped by {signal.Signals(signum).name}; stage outputs written so far are complete, "
+              f"nothing partial was kept", file=sys.stderr)
+        return 128 + signum
     except Exception as e:
         message = environment_error(e, getattr(args, "data_dir", None))
         if message is None:

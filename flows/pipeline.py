@@ -7,12 +7,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
+from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.plan import Stage, Step, parallel_trains, plan, resolve_config, sources
 from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, only_variants
 from reviewlstm.errors import InputError
 from reviewlstm.storage import Record, verify
+from reviewlstm.worker import kill_children
 from tasks.clean import clean
 from tasks.encode import encode
 from tasks.evaluate import evaluate
@@ -24,6 +26,8 @@ from tasks.publish import publish
 from tasks.tokenize import tokenize
 from tasks.pretrain import pretrain
 from tasks.train import train, train_baseline, train_ensemble
+
+STOPPED: list[str] = []  # ids of flow runs this process stopped on a signal
 
 # a step's task by its key (tasks.keys.KEYS)
 TASKS = {"ingest": ingest, "clean": clean, "tokenize": tokenize, "prune": prune, "encode": encode, "glove": glove,
@@ -51,6 +55,17 @@ def pipeline(
         cfg = only_variants(resolve_config(profile, config), variants)
     except ValueError as e:
         raise InputError(str(e)) from None
+    try:
+        return _run(cfg, raw, data_dir, until, force, promote)
+    except BaseException as e:
+        if not isinstance(e, Exception):  # Ctrl-C, or SIGTERM (Prefect's TerminationSignal)
+            kill_children()
+            STOPPED.append(str(flow_run.get_id()))  # the command marks it cancelled once the engine is done
+        raise
+
+
+def _run(cfg: PipelineConfig, raw: str | None, data_dir: str, until: str, force: list[str] | None,
+         promote: bool) -> dict[str, Any]:
     steps = plan(cfg, until)
     records = sources(raw, data_dir, cfg)
     runs = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from flows.ui import answers
 from reviewlstm.errors import InputError
+from reviewlstm.worker import parent_death_signal
 
 
 def free_port() -> int:
@@ -39,7 +41,10 @@ def _start(port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
             [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
              "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
              "--log-level", "error", "--lifespan", "on"],
-            env=env, stdout=subprocess.DEVNULL, stderr=out)
+            env=env, stdout=subprocess.DEVNULL, stderr=out,
+            # its own session: a Ctrl-C at the terminal reaches the command, which stops the server
+            # after its last API calls; and it goes when the command does, even SIGKILLed
+            start_new_session=True, preexec_fn=lambda: parent_death_signal(signal.SIGTERM))
 
 
 def start_temporary_server(timeout: float = 120.0) -> str | None:

@@ -22,6 +22,7 @@ from reviewlstm.ngrams import Counter
 
 TERMS = "terms.parquet"  # analyzer, term, column, idf
 WEIGHTS = "weights.npz"  # coef (C, F), intercept (C,)
+FAST_FROM = 1500  # texts: for fewer, building the array counters costs more than it saves (bench/RESULTS.md)
 
 
 def _vectorizers(cfg: BaselineConfig) -> dict[str, TfidfVectorizer]:
@@ -42,8 +43,9 @@ class Baseline:
         char_wb analyzer is pure Python, bench/RESULTS.md), weighted by scikit-learn; False: the
         vectorizers' own transform. The two agree exactly (tests/test_ngrams.py)."""
         parts = []
+        fast = fast and len(texts) >= FAST_FROM
         for name, v in self.vectorizers.items():
-            if name not in self.fast:
+            if fast and name not in self.fast:
                 self.fast[name] = _fast(v)
             if not fast or self.fast[name] is None:
                 parts.append(v.transform(texts))

@@ -29,6 +29,7 @@ from typing import Any
 from reviewlstm.errors import InputError
 
 _ERROR = "reviewlstm-worker-error"
+_RUNNING: set[subprocess.Popen] = set()  # this process's training children
 _RESUMED = "reviewlstm-worker-resumed"  # epochs a checkpoint already held
 
 
@@ -50,6 +51,7 @@ def train_in_child(job: dict[str, Any], model_file: str | Path, on_epoch: Callab
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen([sys.executable, "-m", "reviewlstm.worker", str(job_file)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        _RUNNING.add(proc)
         stderr: list[str] = []
         drain = threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)
         drain.start()
@@ -72,6 +74,7 @@ def train_in_child(job: dict[str, Any], model_file: str | Path, on_epoch: Callab
                     on_epoch(message)
             proc.wait()
         finally:
+            _RUNNING.discard(proc)
             if proc.poll() is None:  # the parent was interrupted: take the child down with it
                 proc.kill()
                 proc.wait()
@@ -86,16 +89,30 @@ def train_in_child(job: dict[str, Any], model_file: str | Path, on_epoch: Callab
         return json.loads(result_file.read_text())
 
 
+def kill_children() -> None:
+    """End every training child of this process now (Ctrl-C, SIGTERM): the threads waiting on
+    them return at once instead of when their training would have ended."""
+    for proc in list(_RUNNING):
+        proc.kill()
+
+
+def parent_death_signal(sig: int) -> None:
+    """Linux: the kernel sends this process `sig` when its parent goes, SIGKILLed or not (kept
+    across exec, so a child's preexec_fn may call it); elsewhere nothing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _die_with(parent: int) -> None:
     """End this process the moment the parent does (SIGKILLed, say): nobody would read the
     result, and a later run resuming from the checkpoint must not race a training left behind."""
-    try:  # Linux: the kernel sends SIGKILL when the parent goes
-        import ctypes
-        import signal
+    import signal
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    parent_death_signal(signal.SIGKILL)
     if os.getppid() != parent:  # it went before prctl took effect
         os._exit(1)
 

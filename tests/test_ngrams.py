@@ -43,7 +43,7 @@ def test_settings_it_does_not_cover_fall_back_to_scikit_learn():
               TfidfVectorizer(token_pattern=r"\w+")]:
         assert Counter.of(v.fit(FIT)) is None
     model = baseline.fit(BaselineConfig(kind="baseline", min_df=1, char_ngrams=(4, 5)), FIT, np.arange(8) % 2, 2)
-    _same(model.features(ODD), model.features(ODD, fast=False))
+    _same(model.features(ODD * 100), model.features(ODD * 100, fast=False))
     assert model.fast["char_wb"] is None and model.fast["word"] is not None
 
 

@@ -1,0 +1,128 @@
+"""Ctrl-C and SIGTERM during training stop the command within seconds: one line, exit 130/143, no
+child left, the flow run cancelled; a SIGKILLed command leaves no server behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+ENDLESS = {"variants": {"slow": {"kind": "lstm", "embedding_dim": 8, "hidden_dim": 4, "batch_size": 16,
+                                 "micro_batch": None, "rounds": [{"epochs": 100000, "lr": 0.01}]}}}
+
+
+def session_pids(sid: int) -> list[int]:
+    """Processes of a session (the command started with start_new_session: its children stay in it
+    unless they start their own; the temporary server's is found by its parent instead)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def start_training(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, list[int]]:
+    from conftest import SAMPLE, write_reviews
+
+    raw = write_reviews(tmp_path / "reviews.csv", SAMPLE * 3)
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(ENDLESS))
+    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--raw", str(raw), "--data-dir",
+                             str(tmp_path / "data"), "--config", str(cfg)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while not any("reviewlstm.worker" in cmdline(p) for p in descendants(proc.pid)):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "training never started"
+        time.sleep(0.2)
+    return proc, descendants(proc.pid)
+
+
+def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    return {**base, "PREFECT_HOME": str(tmp_path / "home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **extra}
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_training_stops_everything_within_seconds(tmp_path, sig, code):
+    proc, children = start_training(tmp_path, env_for(tmp_path))
+    assert any("uvicorn" in cmdline(p) for p in children)  # the temporary server
+    started = time.monotonic()
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # what a terminal's Ctrl-C does: the whole foreground group
+    else:
+        proc.send_signal(sig)  # what a worker or service manager does: the process
+    out, err = proc.communicate(timeout=60)
+    seconds = time.monotonic() - started
+    assert proc.returncode == code, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == [lines[-1]] and lines[-1].startswith(f"error: stopped by {signal.Signals(sig).name}"), err
+    assert seconds <= 10, seconds
+    deadline = time.monotonic() + 5
+    while [p for p in children if Path(f"/proc/{p}").exists() and cmdline(p)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [cmdline(p) for p in children if Path(f"/proc/{p}").exists() and cmdline(p)]
+
+
+def test_a_stopped_run_is_cancelled_on_the_server(tmp_path, prefect_server):
+    url = prefect_server["PREFECT_API_URL"]
+    proc, _ = start_training(tmp_path, env_for(tmp_path, PREFECT_API_URL=url))
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    request = urllib.request.Request(f"{url}/flow_runs/filter", data=json.dumps(
+        {"sort": "START_TIME_DESC", "limit": 1}).encode(), method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        (latest,) = json.loads(r.read())
+    assert latest["state_type"] == "CANCELLED", latest["state"]
+
+
+def test_a_killed_command_leaves_no_server_behind(tmp_path):
+    proc, children = start_training(tmp_path, env_for(tmp_path))
+    server = [p for p in children if "uvicorn" in cmdline(p)]
+    assert server
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while [p for p in children if cmdline(p)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [cmdline(p) for p in children if cmdline(p)]
