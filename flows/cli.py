@@ -183,7 +183,10 @@ def render(summary: dict[str, Any]) -> str:
 
 
 def cmd_run(args: argparse.Namespace, until: str, force: list[str]) -> int:
+    from reviewlstm.storage import sweep_temp
+
     cfg = load_config(args)
+    sweep_temp()  # what SIGKILLed commands left behind
     if not force:  # nothing to run: the usual table, without a flow run or a server to hold it
         from flows.status import fresh_summary
 

@@ -16,12 +16,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from flows.ui import answers
 from reviewlstm.errors import InputError
+from reviewlstm.storage import temp_dir
 from reviewlstm.worker import parent_death_signal
 
 
@@ -60,7 +60,7 @@ def start_temporary_server(timeout: float = 120.0) -> str | None:
 
     env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True),
            "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
-    log = Path(tempfile.mkdtemp(prefix="reviewlstm-server-")) / "server.log"
+    log = temp_dir("server") / "server.log"
     deadline = time.monotonic() + timeout
     for _ in range(3):  # a port taken between the check and uvicorn's bind: try another
         port = free_port()

@@ -151,6 +151,23 @@ def sweep_leftovers(layer_dir: Path, key: str) -> list[Path]:
     return removed
 
 
+def temp_dir(kind: str) -> Path:
+    """A temporary folder of this process, named so that sweep_temp can tell when its owner is gone."""
+    return Path(tempfile.mkdtemp(prefix=f"reviewlstm-{kind}-{os.getpid()}-"))
+
+
+def sweep_temp() -> list[Path]:
+    """Remove the temporary folders of this host's reviewlstm processes that no longer run (a
+    command SIGKILLed mid-run cannot remove its own)."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob("reviewlstm-*-*-*"):
+        pid = path.name.split("-")[2]
+        if path.is_dir() and pid.isdigit() and not alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 @contextmanager
 def stage_output(data_dir: str | Path, stage: str, key: str) -> Iterator[Output]:
     """Yield an Output to fill; on success it becomes `<layer>/<key>/` with its record."""

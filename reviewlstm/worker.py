@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from reviewlstm.errors import InputError
+from reviewlstm.storage import temp_dir
 
 _ERROR = "reviewlstm-worker-error"
 _RUNNING: set[subprocess.Popen] = set()  # this process's training children
@@ -44,7 +45,8 @@ def train_in_child(job: dict[str, Any], model_file: str | Path, on_epoch: Callab
     a full disk is still reported as one); any other failure is a RuntimeError with the child's
     last words.
     """
-    with tempfile.TemporaryDirectory(prefix="reviewlstm-train-") as tmp:
+    tmp = temp_dir("train")
+    try:
         job_file, result_file = Path(tmp) / "job.pkl", Path(tmp) / "history.json"
         job_file.write_bytes(pickle.dumps({"kwargs": job, "model": str(model_file), "result": str(result_file),
                                            "parent": os.getpid(), "kind": job_kind}))
@@ -87,6 +89,8 @@ def train_in_child(job: dict[str, Any], model_file: str | Path, on_epoch: Callab
             detail = error["message"] if error else "".join(stderr[-20:]).strip() or f"exit status {proc.returncode}"
             raise RuntimeError(f"training in a child process failed: {detail}")
         return json.loads(result_file.read_text())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def kill_children() -> None:

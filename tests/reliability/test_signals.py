@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -126,3 +127,11 @@ def test_a_killed_command_leaves_no_server_behind(tmp_path):
     while [p for p in children if cmdline(p)] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [cmdline(p) for p in children if cmdline(p)]
+    left = sorted(Path(tempfile.gettempdir()).glob(f"reviewlstm-*-{proc.pid}-*"))
+    assert {p.name.split("-")[1] for p in left} == {"server", "train"}
+    # the next command cleans up after it
+    again = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--until", "ingest", "--raw", str(tmp_path / "reviews.csv"),
+                            "--data-dir", str(tmp_path / "data")], cwd=ROOT, env=env_for(tmp_path),
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert not [p for p in left if p.exists()]
