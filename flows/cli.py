@@ -261,7 +261,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise InputError(f"--batch-size {args.batch_size}: expected a positive number")
     cfg = load_config(args)
     if args.model:
-        from flows.predict import variant_ref
+        from flows.status import variant_ref
 
         ref = variant_ref(args.model, cfg, args.data_dir, args.raw)
     else:  # the library alone: no Prefect import on this path

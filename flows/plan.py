@@ -41,8 +41,8 @@ class Step:
         return [s for src in self.upstream.values() for s in (src.values() if isinstance(src, dict) else [src])]
 
 
-def plan(cfg: PipelineConfig, until: str = STAGES[-1]) -> list[Step]:
-    """Every step from ingest up to and including the stage `until`, in run order."""
+def plan(cfg: PipelineConfig, until: str | None = None) -> list[Step]:
+    """Every step from ingest up to and including the stage `until` (default: the config's last), in run order."""
     steps = [
         Step("ingest", "ingest", {"raw": "raw"}, {"cfg": cfg.ingest}),
         Step("clean", "clean", {"reviews": "ingest"}, {"cfg": cfg.clean}),
@@ -88,6 +88,7 @@ def plan(cfg: PipelineConfig, until: str = STAGES[-1]) -> list[Step]:
         models = {name: f"train[{name}]" for name in cfg.variants}
         steps.append(Step("evaluate", "evaluate", {"reviews": "ingest", "encoded": "encode", "models": models}))
     order = list(dict.fromkeys(s.stage for s in steps))
+    until = until or order[-1]
     if until not in order:
         raise InputError(f"stage {until!r} is not part of this configuration; its stages: {', '.join(order)}")
     return [s for s in steps if order.index(s.stage) <= order.index(until)]

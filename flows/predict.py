@@ -6,51 +6,17 @@ trained with the current settings and data: the train stage's output the pipelin
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 
+from flows.status import variant_ref
 from reviewlstm import registry
 from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig
 from reviewlstm.errors import InputError
-from reviewlstm.predict import Preprocess
-from reviewlstm.storage import read_record, stage_dir, verify
 
 
 champion_ref = registry.champion_ref
-
-
-def variant_ref(variant: str, cfg: PipelineConfig, data_dir: str, raw: str | None = None) -> dict[str, Any]:
-    """The trained model of `variant` that the current settings and data lead to, with its vocabulary."""
-    from flows.plan import plan, sources
-    from tasks.keys import folder_key
-
-    if variant not in cfg.variants:
-        raise InputError(f"--model {variant!r}: no such variant; valid: {', '.join(cfg.variants)}")
-    # the whole config's plan: a train key holds the thread count the full run resolved
-    steps = {s.name: s for s in plan(cfg, "train")}
-    needed, todo = set(), [f"train[{variant}]"]
-    while todo:  # the variant's step and every step it reads from (an ensemble's members too)
-        name = todo.pop()
-        if name in steps and name not in needed:
-            needed.add(name)
-            todo.extend(steps[name].needs())
-    records = sources(raw, data_dir, cfg)
-    for step in (s for s in steps.values() if s.name in needed):
-        folder = stage_dir(Path(data_dir).resolve(), step.stage, folder_key(step.key, step.inputs(records, data_dir)))
-        record = read_record(folder)
-        if record is None:
-            raise InputError(f"{folder}: no {step.name} output for the current settings and data; expected a trained "
-                             f"{variant!r} model (run `reviewlstm run --variant {variant}` first)")
-        if not verify(record):
-            missing = [f for f in ("model.pt", "model.json") if step.stage == "train" and not (folder / f).is_file()]
-            what = f"{folder / missing[0]}: no such file" if missing else f"{folder}: changed since it was written"
-            raise InputError(f"{what}; expected the {step.name} output (run `reviewlstm run --variant {variant}` again)")
-        records[step.name] = record
-    return {"model_dir": records[f"train[{variant}]"]["path"], "vocab_dir": records["prune"]["path"],
-            "prep": Preprocess.of(cfg).model_dump(mode="json"), "label": f"variant {variant} (current settings)",
-            "variant": variant}
 
 
 def model_ref(model: str | None, cfg: PipelineConfig, data_dir: str, raw: str | None = None) -> dict[str, Any]:

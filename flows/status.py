@@ -1,5 +1,6 @@
-"""Which stages a run would reuse and which it would run, found without running anything; and
-the summary of a run with nothing to do, printed without a Prefect run (or a server to hold it)."""
+"""What the output folders hold for a plan, found without running anything (and without Prefect):
+which stages a run would reuse and which it would run; the summary of a run with nothing to do;
+the trained model a variant's current settings lead to (`predict --model`)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ from typing import Any
 
 import polars as pl
 
-from flows.plan import STAGES, plan, sources
+from flows.plan import plan, sources
 from reviewlstm import registry
 from reviewlstm.config import PipelineConfig
+from reviewlstm.errors import InputError
+from reviewlstm.predict import Preprocess
 from reviewlstm.storage import Record, file_of, read_record, stage_dir, verify
 from tasks.keys import folder_key
 
 
-def _walk(raw: str | None, data_dir: str, cfg: PipelineConfig, until: str) -> tuple[list[dict[str, Any]], dict[str, Record]]:
+def _walk(raw: str | None, data_dir: str, cfg: PipelineConfig, until: str | None) -> tuple[list[dict[str, Any]], dict[str, Record]]:
     records = sources(raw, data_dir, cfg)
     rows = []
     for step in plan(cfg, until):
@@ -40,7 +43,7 @@ def _walk(raw: str | None, data_dir: str, cfg: PipelineConfig, until: str) -> tu
 
 def stage_status(raw: str | None, data_dir: str, cfg: PipelineConfig) -> list[dict[str, Any]]:
     """One row per step: fresh (a run would reuse it) or stale, and why."""
-    return _walk(raw, data_dir, cfg, STAGES[-1])[0]
+    return _walk(raw, data_dir, cfg, None)[0]
 
 
 def fresh_summary(raw: str | None, data_dir: str, cfg: PipelineConfig, until: str, promote: bool) -> dict[str, Any] | None:
@@ -65,16 +68,39 @@ def fresh_summary(raw: str | None, data_dir: str, cfg: PipelineConfig, until: st
 
 
 def _kept(data_dir: str, cfg: PipelineConfig, metrics: dict[str, Any], records: dict[str, Record]) -> dict[str, Any] | None:
-    """registry.promote's decision when the run's best variant is already the champion, else None."""
-    select_by = cfg.evaluate.select_by
-    name = registry.best_variant(metrics, select_by)
-    current = registry.champion(data_dir)
-    if current is None or current.get("model_digest") != records[f"train[{name}]"]["digest"]:
-        return None
+    """registry.promote's decision when it would only repeat the last one (the same best model
+    on the same validation reviews, the same champion), else None."""
+    name = registry.best_variant(metrics, cfg.evaluate.select_by)
     split = pl.read_parquet(file_of(records["encode"], "encoded.parquet"), columns=["split"])["split"] == "valid"
     valid = pl.read_parquet(file_of(records["ingest"], "reviews.parquet"), columns=["text", "label"]).filter(split)
-    if current.get("validation", {}).get("digest") != registry.validation_digest(valid["text"].to_list(), valid["label"].to_numpy()):
-        return None
-    return {"variant": name, "select_by": select_by, "score": float(metrics[name][select_by]), "previous": current["id"],
-            "previous_score": current.get("metrics", {}).get(select_by), "promoted": False, "champion": current["id"],
-            "reason": "already the champion"}
+    return registry.decided(data_dir, records[f"train[{name}]"]["digest"],
+                            registry.validation_digest(valid["text"].to_list(), valid["label"].to_numpy()))
+
+
+def variant_ref(variant: str, cfg: PipelineConfig, data_dir: str, raw: str | None = None) -> dict[str, Any]:
+    """The trained model of `variant` that the current settings and data lead to, with its vocabulary."""
+    if variant not in cfg.variants:
+        raise InputError(f"--model {variant!r}: no such variant; valid: {', '.join(cfg.variants)}")
+    # the whole config's plan: a train key holds the thread count the full run resolved
+    steps = {s.name: s for s in plan(cfg, "train")}
+    needed, todo = set(), [f"train[{variant}]"]
+    while todo:  # the variant's step and every step it reads from (an ensemble's members too)
+        name = todo.pop()
+        if name in steps and name not in needed:
+            needed.add(name)
+            todo.extend(steps[name].needs())
+    records = sources(raw, data_dir, cfg)
+    for step in (s for s in steps.values() if s.name in needed):
+        folder = stage_dir(Path(data_dir).resolve(), step.stage, folder_key(step.key, step.inputs(records, data_dir)))
+        record = read_record(folder)
+        if record is None:
+            raise InputError(f"{folder}: no {step.name} output for the current settings and data; expected a trained "
+                             f"{variant!r} model (run `reviewlstm run --variant {variant}` first)")
+        if not verify(record):
+            missing = [f for f in ("model.pt", "model.json") if step.stage == "train" and not (folder / f).is_file()]
+            what = f"{folder / missing[0]}: no such file" if missing else f"{folder}: changed since it was written"
+            raise InputError(f"{what}; expected the {step.name} output (run `reviewlstm run --variant {variant}` again)")
+        records[step.name] = record
+    return {"model_dir": records[f"train[{variant}]"]["path"], "vocab_dir": records["prune"]["path"],
+            "prep": Preprocess.of(cfg).model_dump(mode="json"), "label": f"variant {variant} (current settings)",
+            "variant": variant}

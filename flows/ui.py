@@ -140,11 +140,13 @@ def _describe(schedule: Any) -> str:
 
 
 def server_overview() -> dict[str, Any] | None:
-    """None when no server is configured; the server and its deployments when one answers.
+    """None when no server is set; the server and its deployments when one answers.
 
-    A configured server that does not answer is an InputError (one line, exit 2).
+    The server of PREFECT_API_URL in the environment (or of use_project_server): a URL kept only in
+    a Prefect profile would cost `status` Prefect's import (about a second). A server that does
+    not answer is an InputError (one line, exit 2).
     """
-    url = configured_api_url()
+    url = os.environ.get("PREFECT_API_URL", "").rstrip("/") or None
     if not url:
         return None
     if not answers(url):

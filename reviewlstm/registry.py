@@ -266,6 +266,25 @@ def promote(data_dir: str | Path, cand: Candidate, now: datetime | None = None) 
                 "sources": cand.sources,
             })
             reg["champion"] = model_id
-            save(data_dir, reg)
         decision.update(promoted=promoted, champion=reg["champion"], reason=reason)
+        if promoted or reg.get("decided", {}).get("decision") != decision:
+            # what a run with nothing to do prints again without scoring anything (decided)
+            reg["decided"] = {"model_digest": model["digest"], "validation_digest": digest, "decision": decision}
+            save(data_dir, reg)
+    return decision
+
+
+def decided(data_dir: str | Path, model_digest: str, validation_digest: str) -> dict[str, Any] | None:
+    """The last promotion decision, if it was about this model on these validation reviews and its
+    champion is still the champion: promote would decide the same again."""
+    reg = load(data_dir)
+    last = reg.get("decided") or {}
+    if (last.get("model_digest") != model_digest or last.get("validation_digest") != validation_digest
+            or last.get("decision", {}).get("champion") != reg["champion"]):
+        return None
+    decision = dict(last["decision"])
+    if decision["promoted"]:  # it became the champion then; now it already is
+        current = entry(reg, reg["champion"]) or {}
+        decision.update(promoted=False, previous=reg["champion"], reason="already the champion",
+                        previous_score=current.get("metrics", {}).get(decision["select_by"]))
     return decision

@@ -95,3 +95,31 @@ def test_ui_start_points_at_its_server_and_stop_removes_the_pointer(tmp_path, mo
         stack.stop()
         monkeypatch.delenv("PREFECT_API_URL", raising=False)
     assert not ui.pointer_path().exists() and ui.project_server() is None
+
+
+def test_a_trained_and_promoted_plan_answers_without_a_server(prefect_server, sample_csv, tmp_path):
+    """Promotion too: the last decision is kept in the registry, so repeating it needs no run."""
+    from test_model_kinds import config
+
+    data = tmp_path / "data"
+    first = pipeline(raw=str(sample_csv), data_dir=str(data), config=config())
+    assert first["promotion"]["promoted"]
+    cfg = tmp_path / "config.json"
+    cfg.write_text(config().model_dump_json())
+    dead = f"http://127.0.0.1:{free_port()}/api"
+    proc = cli(["run", "--raw", str(sample_csv), "--data-dir", str(data), "--config", str(cfg), "--json"],
+               PREFECT_API_URL=dead, PREFECT_HOME=str(tmp_path / "home"))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert {s["status"] for s in summary["stages"]} == {"cached"}
+    assert summary["metrics"] == first["metrics"]
+    promotion = summary["promotion"]
+    assert (promotion["promoted"], promotion["reason"], promotion["champion"]) == (False, "already the champion",
+                                                                                 first["promotion"]["champion"])
+    # another champion since: the decision must be taken again, by a run (which needs the server)
+    registry = json.loads((data / "registry.json").read_text())
+    registry["decided"]["decision"]["champion"] = "someone-else"
+    (data / "registry.json").write_text(json.dumps(registry))
+    proc = cli(["run", "--raw", str(sample_csv), "--data-dir", str(data), "--config", str(cfg)],
+               PREFECT_API_URL=dead, PREFECT_HOME=str(tmp_path / "home"))
+    assert proc.returncode == 2 and "does not answer" in proc.stderr

@@ -62,3 +62,22 @@ def test_a_run_without_a_server_starts_one_without_importing_prefects_server(sam
     assert json.loads(proc.stdout)["stages"][0]["stage"] == "ingest"
     assert not answers(url, timeout=1)  # stopped at exit
     assert "Traceback" not in proc.stderr and "Failed" not in proc.stderr, proc.stderr[-3000:]
+
+
+def test_status_and_a_run_with_nothing_to_do_import_no_prefect(prefect_server, sample_csv, tmp_path):
+    """They read the output folders (flows/plan.py, tasks/keys.py): about a second, not a server start."""
+    from flows.pipeline import pipeline
+    from reviewlstm.config import PipelineConfig
+
+    data = tmp_path / "data"
+    pipeline(raw=str(sample_csv), data_dir=str(data), config=PipelineConfig(), until="encode")
+    config = tmp_path / "config.json"
+    config.write_text(PipelineConfig().model_dump_json())
+    args = f"'--raw', {str(sample_csv)!r}, '--data-dir', {str(data)!r}, '--config', {str(config)!r}"
+    code = ("import sys\nfrom flows.cli import main\n"
+            f"a = main(['status', {args}])\nb = main(['run', {args}, '--until', 'encode'])\n"
+            "print('prefect-loaded:', 'prefect' in sys.modules, a, b, file=sys.stderr)\n")
+    env = {k: v for k, v in prefect_server.items() if k != "PREFECT_API_URL"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert "prefect-loaded: False 0 0" in proc.stderr, proc.stderr[-3000:]
+    assert proc.stdout.count("cached") == 5  # run's table: every stage cached
