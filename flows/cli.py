@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -398,9 +399,11 @@ def _cancel_stopped_runs() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 done; 2 bad input or settings (one line); 1 a fault of the machine (one line:
-    disk full, folder not writable, Prefect API gone). Anything else is a bug: its traceback shows."""
+    disk full, folder not writable, Prefect API gone); 130 or 143 stopped by Ctrl-C or SIGTERM (one line).
+    Anything else is a bug: its traceback shows."""
     args = parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _stopped)  # a service manager's or Prefect worker's stop, like Ctrl-C
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+        signal.signal(signal.SIGTERM, _stopped)  # a service manager's or Prefect worker's stop, like Ctrl-C
     try:
         if args.command == "predict":
             return cmd_predict(args)
@@ -414,6 +417,12 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        message = environment_error(e, getattr(args, "data_dir", None))
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
     except BaseException as e:
         signum = _signal_of(e)
         if signum is None:
@@ -422,12 +431,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: stopped by {signal.Signals(signum).name}; stage outputs written so far are complete, "
               f"nothing partial was kept", file=sys.stderr)
         return 128 + signum
-    except Exception as e:
-        message = environment_error(e, getattr(args, "data_dir", None))
-        if message is None:
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        return 1
 
 
 if __name__ == "__main__":
