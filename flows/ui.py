@@ -159,7 +159,10 @@ def server_overview() -> dict[str, Any] | None:
 
 
 def port_free(host: str, port: int) -> bool:
+    """Whether the server could bind the port: with SO_REUSEADDR, as uvicorn binds it, so the
+    connections of a server stopped a moment ago (TIME_WAIT) do not count as a listener."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

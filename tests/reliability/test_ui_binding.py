@@ -75,3 +75,19 @@ def test_the_ui_server_listens_on_127_0_0_1_only(tmp_path, monkeypatch):
                 s.connect((address, port))
     finally:
         stack.stop()
+
+
+def test_a_port_whose_server_just_stopped_counts_as_free():
+    """`make ui` again at once after a stop: the old connections' TIME_WAIT is not a listener."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server side closes first: its end of the connection waits in TIME_WAIT
+    client.close()
+    assert not ui.port_free("127.0.0.1", port)  # still listening
+    server.close()
+    assert ui.port_free("127.0.0.1", port)
