@@ -68,13 +68,12 @@ def fresh_summary(raw: str | None, data_dir: str, cfg: PipelineConfig, until: st
 
 
 def _kept(data_dir: str, cfg: PipelineConfig, metrics: dict[str, Any], records: dict[str, Record]) -> dict[str, Any] | None:
-    """registry.promote's decision when it would only repeat the last one (the same best model
-    on the same validation reviews, the same champion), else None."""
-    name = registry.best_variant(metrics, cfg.evaluate.select_by)
+    """registry.promote's decision when it keeps the champion without scoring it, else None."""
     split = pl.read_parquet(file_of(records["encode"], "encoded.parquet"), columns=["split"])["split"] == "valid"
     valid = pl.read_parquet(file_of(records["ingest"], "reviews.parquet"), columns=["text", "label"]).filter(split)
-    return registry.decided(data_dir, records[f"train[{name}]"]["digest"],
-                            registry.validation_digest(valid["text"].to_list(), valid["label"].to_numpy()))
+    digests = {name: records[f"train[{name}]"]["digest"] for name in metrics}
+    return registry.kept(data_dir, metrics, cfg.evaluate.select_by, digests,
+                         registry.validation_digest(valid["text"].to_list(), valid["label"].to_numpy()))
 
 
 def variant_ref(variant: str, cfg: PipelineConfig, data_dir: str, raw: str | None = None) -> dict[str, Any]:

@@ -212,6 +212,43 @@ def champion_score(item: dict[str, Any], bundle: Path, cand: Candidate, digest: 
     return float(m[cand.select_by]), "re-scored on the current validation reviews through its own preprocessing"
 
 
+def _verdict(name: str, promoted: bool, champion_id: str, select_by: str, score: float, theirs: float, how: str) -> str:
+    return f"{name} {'beats' if promoted else 'does not beat'} {champion_id} on {select_by}: {score:.4f} vs {theirs:.4f} ({how})"
+
+
+def _kept(data_dir: str | Path, current: dict[str, Any] | None, name: str, score: float, select_by: str,
+          model_digest: str, digest: str) -> dict[str, Any] | None:
+    """The decision to keep the champion when the registry alone shows it: the candidate is the
+    champion, or does not beat the score the champion has recorded on the same validation reviews
+    (and its bundle is there). None when promotion has to score or to replace it."""
+    if current is None or current.get("validation", {}).get("digest") != digest:
+        return None
+    recorded = current.get("metrics", {}).get(select_by)
+    if current.get("model_digest") == model_digest:
+        return {"reason": "already the champion", "previous_score": recorded}
+    bundle = bundle_dir(data_dir, current)
+    if recorded is None or better(score, recorded, select_by) or not all(
+            (bundle / f).exists() for f in ("model.json", PREPROCESS, "vocab")):
+        return None
+    return {"reason": _verdict(name, False, current["id"], select_by, score, float(recorded),
+                               "recorded on the same validation reviews"), "previous_score": float(recorded)}
+
+
+def kept(data_dir: str | Path, metrics: dict[str, dict[str, Any]], select_by: str, model_digests: dict[str, str],
+         digest: str) -> dict[str, Any] | None:
+    """promote's decision, taken from the registry alone, when it keeps the champion without
+    scoring it (see _kept); None when promote would score or replace it. Writes nothing."""
+    name = best_variant(metrics, select_by)
+    score = float(metrics[name][select_by])
+    current = champion(data_dir)
+    found = _kept(data_dir, current, name, score, select_by, model_digests[name], digest)
+    if found is None:
+        return None
+    return {"variant": name, "select_by": select_by, "score": score, "previous": current["id"],
+            "previous_score": found["previous_score"], "promoted": False, "champion": current["id"],
+            "reason": found["reason"]}
+
+
 def promote(data_dir: str | Path, cand: Candidate, now: datetime | None = None) -> dict[str, Any]:
     """Make the run's best variant the champion if it beats the current one; return the decision.
 
@@ -227,11 +264,11 @@ def promote(data_dir: str | Path, cand: Candidate, now: datetime | None = None) 
         current = entry(reg, reg["champion"])
         decision: dict[str, Any] = {"variant": name, "select_by": cand.select_by, "score": score,
                                     "previous": current["id"] if current else None, "previous_score": None}
+        kept = _kept(data_dir, current, name, score, cand.select_by, model["digest"], digest)
         if current is None:
             promoted, reason = True, "no champion yet"
-        elif current.get("model_digest") == model["digest"] and current.get("validation", {}).get("digest") == digest:
-            promoted, reason = False, "already the champion"
-            decision["previous_score"] = current.get("metrics", {}).get(cand.select_by)
+        elif kept is not None:
+            promoted, reason, decision["previous_score"] = False, kept["reason"], kept["previous_score"]
         else:
             try:
                 theirs, how = champion_score(current, bundle_dir(data_dir, current), cand, digest)
@@ -240,8 +277,7 @@ def promote(data_dir: str | Path, cand: Candidate, now: datetime | None = None) 
             else:
                 decision["previous_score"] = theirs
                 promoted = better(score, theirs, cand.select_by)
-                verb = "beats" if promoted else "does not beat"
-                reason = f"{name} {verb} {current['id']} on {cand.select_by}: {score:.4f} vs {theirs:.4f} ({how})"
+                reason = _verdict(name, promoted, current["id"], cand.select_by, score, theirs, how)
         if promoted:
             stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%S%fZ")
             model_id = f"{stamp}-{name}-{model['digest'][:8]}"
@@ -266,25 +302,6 @@ def promote(data_dir: str | Path, cand: Candidate, now: datetime | None = None) 
                 "sources": cand.sources,
             })
             reg["champion"] = model_id
-        decision.update(promoted=promoted, champion=reg["champion"], reason=reason)
-        if promoted or reg.get("decided", {}).get("decision") != decision:
-            # what a run with nothing to do prints again without scoring anything (decided)
-            reg["decided"] = {"model_digest": model["digest"], "validation_digest": digest, "decision": decision}
             save(data_dir, reg)
-    return decision
-
-
-def decided(data_dir: str | Path, model_digest: str, validation_digest: str) -> dict[str, Any] | None:
-    """The last promotion decision, if it was about this model on these validation reviews and its
-    champion is still the champion: promote would decide the same again."""
-    reg = load(data_dir)
-    last = reg.get("decided") or {}
-    if (last.get("model_digest") != model_digest or last.get("validation_digest") != validation_digest
-            or last.get("decision", {}).get("champion") != reg["champion"]):
-        return None
-    decision = dict(last["decision"])
-    if decision["promoted"]:  # it became the champion then; now it already is
-        current = entry(reg, reg["champion"]) or {}
-        decision.update(promoted=False, previous=reg["champion"], reason="already the champion",
-                        previous_score=current.get("metrics", {}).get(decision["select_by"]))
+        decision.update(promoted=promoted, champion=reg["champion"], reason=reason)
     return decision

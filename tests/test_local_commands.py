@@ -98,7 +98,7 @@ def test_ui_start_points_at_its_server_and_stop_removes_the_pointer(tmp_path, mo
 
 
 def test_a_trained_and_promoted_plan_answers_without_a_server(prefect_server, sample_csv, tmp_path):
-    """Promotion too: the last decision is kept in the registry, so repeating it needs no run."""
+    """Promotion too: keeping the champion needs no run when the registry shows it (registry.kept)."""
     from test_model_kinds import config
 
     data = tmp_path / "data"
@@ -116,9 +116,9 @@ def test_a_trained_and_promoted_plan_answers_without_a_server(prefect_server, sa
     promotion = summary["promotion"]
     assert (promotion["promoted"], promotion["reason"], promotion["champion"]) == (False, "already the champion",
                                                                                  first["promotion"]["champion"])
-    # another champion since: the decision must be taken again, by a run (which needs the server)
+    # a champion measured on other reviews must be scored again: that is a run, which needs the server
     registry = json.loads((data / "registry.json").read_text())
-    registry["decided"]["decision"]["champion"] = "someone-else"
+    next(m for m in registry["models"] if m["id"] == registry["champion"])["validation"]["digest"] = "other reviews"
     (data / "registry.json").write_text(json.dumps(registry))
     proc = cli(["run", "--raw", str(sample_csv), "--data-dir", str(data), "--config", str(cfg)],
                PREFECT_API_URL=dead, PREFECT_HOME=str(tmp_path / "home"))
