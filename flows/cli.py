@@ -202,6 +202,15 @@ def cmd_run(args: argparse.Namespace, until: str, force: list[str]) -> int:
     if url and not answers(url, timeout=10):  # at once, instead of after the client's retries
         raise InputError(f"Prefect API at {url} does not answer; expected a running server (start one with "
                          f"`reviewlstm ui`), or unset PREFECT_API_URL to let the run start a temporary one")
+    from flows.plan import PLAIN_STAGES
+
+    if not url and until in PLAIN_STAGES:
+        # no server to report to: preprocessing runs as plain calls, without a temporary server
+        from flows.pipeline import run_plain
+
+        summary = run_plain(cfg, args.raw, args.data_dir, until, force)
+        print(json.dumps(summary, indent=1) if args.json else render(summary))
+        return 0
     if not url:
         from flows.server import start_temporary_server
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any
 
@@ -10,11 +11,12 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.plan import Stage, Step, parallel_trains, plan, resolve_config, sources
+from flows.plan import PLAIN_STAGES, Stage, Step, parallel_trains, plan, resolve_config, sources
 from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, only_variants
 from reviewlstm.errors import InputError
 from reviewlstm.storage import Record, verify
 from reviewlstm.worker import kill_children
+from tasks.keys import reusable
 from tasks.clean import clean
 from tasks.encode import encode
 from tasks.evaluate import evaluate
@@ -84,12 +86,7 @@ def _run(cfg: PipelineConfig, raw: str | None, data_dir: str, until: str, force:
         elif step is trains[0]:  # every variant at once, through the flow's task runner
             _execute_concurrently(trains, records, data_dir, "train" in (force or ()), parallel_trains(cfg), done)
     get_run_logger().info("stages: %s", ", ".join(f"{r['stage']}={r['status']}" for r in runs))
-    summary = {
-        "profile": cfg.profile,
-        "raw": records["raw"]["path"],
-        "stages": runs,
-        "figures": {r["stage"]: records[r["stage"]]["figures"] for r in runs if r["stage"] != "evaluate"},
-    }
+    summary = _summary(cfg, records, runs)
     if "evaluate" in records:
         summary["metrics"] = publish(records["evaluate"])
         if promote:
@@ -97,6 +94,29 @@ def _run(cfg: PipelineConfig, raw: str | None, data_dir: str, until: str, force:
             summary["promotion"] = promote_champion(records["ingest"], records["encode"], records["prune"],
                                                     records["evaluate"], models, cfg, data_dir)
     return summary
+
+
+def _summary(cfg: PipelineConfig, records: dict[str, Record], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"profile": cfg.profile, "raw": records["raw"]["path"], "stages": runs,
+            "figures": {r["stage"]: records[r["stage"]]["figures"] for r in runs if r["stage"] != "evaluate"}}
+
+
+def run_plain(cfg: PipelineConfig, raw: str | None, data_dir: str, until: str, force: list[str]) -> dict[str, Any]:
+    """The preprocessing stages up to `until` as plain calls, without Prefect: each step's output
+    folder reused (tasks.keys.reusable) or its task's function called; what `pipeline` returns.
+    For a command with no server to report to, where nobody would see a temporary server's runs."""
+    if until not in PLAIN_STAGES:
+        raise ValueError(f"{until}: run_plain runs the preprocessing stages only ({', '.join(PLAIN_STAGES)})")
+    records, runs = sources(raw, data_dir, cfg), []
+    for step in plan(cfg, until):
+        started = time.perf_counter()
+        inputs = step.inputs(records, data_dir)
+        record = None if step.stage in force else reusable(step.key, inputs)
+        status = "cached" if record is not None else "ran"
+        records[step.name] = record or inspect.unwrap(TASKS[step.key].fn)(**inputs)
+        runs.append({"stage": step.name, "status": status, "seconds": round(time.perf_counter() - started, 3),
+                     "output": records[step.name]["path"]})
+    return _summary(cfg, records, runs)
 
 
 def _task(step: Step, force: bool) -> Any:

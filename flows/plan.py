@@ -16,6 +16,8 @@ from reviewlstm.paths import find_raw, glove_record, raw_record
 from reviewlstm.storage import Record
 
 STAGES = ("ingest", "clean", "tokenize", "prune", "encode", "glove", "pretrain", "train", "evaluate")
+# stages whose tasks use nothing of Prefect's but its task runs: flows.pipeline.run_plain may run them
+PLAIN_STAGES = ("ingest", "clean", "tokenize", "prune", "encode", "glove")
 Stage = Literal["ingest", "clean", "tokenize", "prune", "encode", "glove", "pretrain", "train", "evaluate"]
 
 

@@ -51,6 +51,20 @@ def test_a_fresh_plan_prints_its_table_without_any_server(encoded, tmp_path):
     assert proc.returncode == 2 and "does not answer" in proc.stderr
 
 
+def test_a_preprocessing_stage_with_no_server_to_report_to_runs_without_one(encoded, tmp_path):
+    """No PREFECT_API_URL, no `reviewlstm ui`: nobody would see a temporary server's runs, so
+    `stage clean` calls the task's function itself; its inputs come from their folders."""
+    code = ("import os, sys\nfrom flows.cli import main\n"
+            f"rc = main(['stage', 'clean', *{encoded[:-2]!r}, '--json'])\n"
+            "print('rc', rc, 'api', os.environ.get('PREFECT_API_URL'), file=sys.stderr)\n")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**base, "PREFECT_HOME": str(tmp_path / "home")},
+                          capture_output=True, text=True, timeout=300)
+    assert "rc 0 api None" in proc.stderr, proc.stderr[-2000:]  # no temporary server was started
+    statuses = {s["stage"]: s["status"] for s in json.loads(proc.stdout)["stages"]}
+    assert statuses == {"ingest": "cached", "clean": "ran"}
+
+
 def flow_runs(api_url: str) -> list[dict]:
     request = urllib.request.Request(f"{api_url}/flow_runs/filter", data=b"{}", method="POST",
                                      headers={"Content-Type": "application/json"})
@@ -72,7 +86,7 @@ def test_commands_find_the_project_server_and_ignore_a_stale_pointer(encoded, pr
     new = [r for r in flow_runs(url) if r["id"] not in before]
     assert [r["state_type"] for r in new] == ["COMPLETED"], new  # the run is on the project's server
 
-    # the server it names is gone: the pointer is removed and the command starts its own
+    # the server it names is gone: the pointer is removed and the stage runs without one
     pointer.write_text(json.dumps({"api_url": f"http://127.0.0.1:{free_port()}/api", "pid": os.getpid()}))
     before = {r["id"] for r in flow_runs(url)}
     proc = cli(["stage", "clean", *encoded[:-2]], PREFECT_HOME=str(home))
