@@ -48,9 +48,13 @@ def test_a_run_without_a_server_starts_one_without_importing_prefects_server(sam
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    # training needs the server (up to a preprocessing stage a run with no server needs none)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"variants": {"tiny": {"embedding_dim": 8, "hidden_dim": 4, "batch_size": 16,
+                                                        "micro_batch": None, "rounds": [{"epochs": 1, "lr": 0.01}]}}}))
     code = ("import os, sys\nfrom flows.cli import main\n"
             f"rc = main(['run', '--raw', {str(sample_csv)!r}, '--data-dir', {str(tmp_path / 'data')!r},"
-            " '--until', 'ingest', '--json'])\n"
+            f" '--config', {str(config)!r}, '--until', 'train', '--json'])\n"
             "print('server-api:', os.environ.get('PREFECT_API_URL'), 'prefect.server.api.server' in sys.modules,"
             " rc, file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
