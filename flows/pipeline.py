@@ -11,7 +11,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.plan import PLAIN_STAGES, Stage, Step, parallel_trains, plan, resolve_config, sources
+from flows.plan import PLAIN_STAGES, Stage, Step, parallel_trains, plan, resolve_config, sources, summary
 from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, only_variants
 from reviewlstm.errors import InputError
 from reviewlstm.storage import Record, verify
@@ -86,19 +86,14 @@ def _run(cfg: PipelineConfig, raw: str | None, data_dir: str, until: str, force:
         elif step is trains[0]:  # every variant at once, through the flow's task runner
             _execute_concurrently(trains, records, data_dir, "train" in (force or ()), parallel_trains(cfg), done)
     get_run_logger().info("stages: %s", ", ".join(f"{r['stage']}={r['status']}" for r in runs))
-    summary = _summary(cfg, records, runs)
+    result = summary(cfg, records, runs)
     if "evaluate" in records:
-        summary["metrics"] = publish(records["evaluate"])
+        result["metrics"] = publish(records["evaluate"])
         if promote:
             models = {name: records[f"train[{name}]"] for name in cfg.variants}
-            summary["promotion"] = promote_champion(records["ingest"], records["encode"], records["prune"],
-                                                    records["evaluate"], models, cfg, data_dir)
-    return summary
-
-
-def _summary(cfg: PipelineConfig, records: dict[str, Record], runs: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"profile": cfg.profile, "raw": records["raw"]["path"], "stages": runs,
-            "figures": {r["stage"]: records[r["stage"]]["figures"] for r in runs if r["stage"] != "evaluate"}}
+            result["promotion"] = promote_champion(records["ingest"], records["encode"], records["prune"],
+                                                   records["evaluate"], models, cfg, data_dir)
+    return result
 
 
 def run_plain(cfg: PipelineConfig, raw: str | None, data_dir: str, until: str, force: list[str]) -> dict[str, Any]:
@@ -116,7 +111,7 @@ def run_plain(cfg: PipelineConfig, raw: str | None, data_dir: str, until: str, f
         records[step.name] = record or inspect.unwrap(TASKS[step.key].fn)(**inputs)
         runs.append({"stage": step.name, "status": status, "seconds": round(time.perf_counter() - started, 3),
                      "output": records[step.name]["path"]})
-    return _summary(cfg, records, runs)
+    return summary(cfg, records, runs)
 
 
 def _task(step: Step, force: bool) -> Any:

@@ -116,3 +116,9 @@ def sources(raw: str | None, data_dir: str, cfg: PipelineConfig) -> dict[str, Re
 
 def resolve_config(profile: str, config: PipelineConfig | None) -> PipelineConfig:
     return config if config is not None else named_profile(profile)
+
+
+def summary(cfg: PipelineConfig, records: dict[str, Record], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a run returns and prints: its stages (ran or cached, seconds, output) and their figures."""
+    return {"profile": cfg.profile, "raw": records["raw"]["path"], "stages": runs,
+            "figures": {r["stage"]: records[r["stage"]]["figures"] for r in runs if r["stage"] != "evaluate"}}

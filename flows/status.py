@@ -5,18 +5,17 @@ the trained model a variant's current settings lead to (`predict --model`)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from flows.plan import plan, sources
+from flows.plan import plan, sources, summary
 from reviewlstm import registry
 from reviewlstm.config import PipelineConfig
 from reviewlstm.errors import InputError
 from reviewlstm.predict import Preprocess
-from reviewlstm.storage import Record, file_of, read_record, stage_dir, verify
-from tasks.keys import folder_key
+from reviewlstm.storage import Record, file_of, read_record, verify
+from tasks.keys import folder
 
 
 def _walk(raw: str | None, data_dir: str, cfg: PipelineConfig, until: str | None) -> tuple[list[dict[str, Any]], dict[str, Record]]:
@@ -28,7 +27,7 @@ def _walk(raw: str | None, data_dir: str, cfg: PipelineConfig, until: str | None
             rows.append({"stage": step.name, "status": "stale", "reason": f"input {stale_inputs[0]} is stale"})
             continue
         inputs = step.inputs(records, data_dir)
-        record = read_record(stage_dir(Path(data_dir).resolve(), step.stage, folder_key(step.key, inputs)))
+        record = read_record(folder(step.key, inputs))
         if record is None:
             reason = "no output for these inputs, settings and code"
         elif not verify(record):
@@ -47,24 +46,21 @@ def stage_status(raw: str | None, data_dir: str, cfg: PipelineConfig) -> list[di
 
 
 def fresh_summary(raw: str | None, data_dir: str, cfg: PipelineConfig, until: str, promote: bool) -> dict[str, Any] | None:
-    """What `pipeline` would return when every step is fresh and, with `promote`, the best
-    variant is already the champion; None when a run has something to do."""
+    """What `pipeline` would return when every step is fresh and, with `promote`, promotion would
+    keep the champion without scoring it (registry.kept); None when a run has something to do."""
     rows, records = _walk(raw, data_dir, cfg, until)
     if any(r["status"] != "fresh" for r in rows):
         return None
-    summary: dict[str, Any] = {
-        "profile": cfg.profile, "raw": records["raw"]["path"],
-        "stages": [{"stage": r["stage"], "status": "cached", "seconds": 0.0, "output": r["output"]} for r in rows],
-        "figures": {r["stage"]: records[r["stage"]]["figures"] for r in rows if r["stage"] != "evaluate"},
-    }
+    result = summary(cfg, records, [{"stage": r["stage"], "status": "cached", "seconds": 0.0, "output": r["output"]}
+                                    for r in rows])
     if "evaluate" not in records:
-        return summary
-    summary["metrics"] = json.loads(file_of(records["evaluate"], "metrics.json").read_text())
+        return result
+    result["metrics"] = json.loads(file_of(records["evaluate"], "metrics.json").read_text())
     if promote:
-        summary["promotion"] = _kept(data_dir, cfg, summary["metrics"], records)
-        if summary["promotion"] is None:  # a promotion to decide: that runs, and shows in the UI
+        result["promotion"] = _kept(data_dir, cfg, result["metrics"], records)
+        if result["promotion"] is None:  # a promotion to decide: that runs, and shows in the UI
             return None
-    return summary
+    return result
 
 
 def _kept(data_dir: str, cfg: PipelineConfig, metrics: dict[str, Any], records: dict[str, Record]) -> dict[str, Any] | None:
@@ -90,14 +86,14 @@ def variant_ref(variant: str, cfg: PipelineConfig, data_dir: str, raw: str | Non
             todo.extend(steps[name].needs())
     records = sources(raw, data_dir, cfg)
     for step in (s for s in steps.values() if s.name in needed):
-        folder = stage_dir(Path(data_dir).resolve(), step.stage, folder_key(step.key, step.inputs(records, data_dir)))
-        record = read_record(folder)
+        out = folder(step.key, step.inputs(records, data_dir))
+        record = read_record(out)
         if record is None:
-            raise InputError(f"{folder}: no {step.name} output for the current settings and data; expected a trained "
+            raise InputError(f"{out}: no {step.name} output for the current settings and data; expected a trained "
                              f"{variant!r} model (run `reviewlstm run --variant {variant}` first)")
         if not verify(record):
-            missing = [f for f in ("model.pt", "model.json") if step.stage == "train" and not (folder / f).is_file()]
-            what = f"{folder / missing[0]}: no such file" if missing else f"{folder}: changed since it was written"
+            missing = [f for f in ("model.pt", "model.json") if step.stage == "train" and not (out / f).is_file()]
+            what = f"{out / missing[0]}: no such file" if missing else f"{out}: changed since it was written"
             raise InputError(f"{what}; expected the {step.name} output (run `reviewlstm run --variant {variant}` again)")
         records[step.name] = record
     return {"model_dir": records[f"train[{variant}]"]["path"], "vocab_dir": records["prune"]["path"],
