@@ -183,6 +183,10 @@ def render(summary: dict[str, Any]) -> str:
     return "\n\n".join(out)
 
 
+def _show(summary: dict[str, Any], as_json: bool) -> None:
+    print(json.dumps(summary, indent=1) if as_json else render(summary))
+
+
 def cmd_run(args: argparse.Namespace, until: str, force: list[str]) -> int:
     from reviewlstm.storage import sweep_temp
 
@@ -193,7 +197,7 @@ def cmd_run(args: argparse.Namespace, until: str, force: list[str]) -> int:
 
         summary = fresh_summary(args.raw, args.data_dir, cfg, until, promote=args.command == "run")
         if summary is not None:
-            print(json.dumps(summary, indent=1) if args.json else render(summary))
+            _show(summary, args.json)
             return 0
     from flows.ui import answers, configured_api_url, use_project_server
 
@@ -209,7 +213,7 @@ def cmd_run(args: argparse.Namespace, until: str, force: list[str]) -> int:
         from flows.pipeline import run_plain
 
         summary = run_plain(cfg, args.raw, args.data_dir, until, force)
-        print(json.dumps(summary, indent=1) if args.json else render(summary))
+        _show(summary, args.json)
         return 0
     if not url:
         from flows.server import start_temporary_server
@@ -225,7 +229,7 @@ def cmd_run(args: argparse.Namespace, until: str, force: list[str]) -> int:
     flow = pipeline.with_options(task_runner=runner) if runner is not None else pipeline
     summary = flow(raw=args.raw, data_dir=args.data_dir, config=cfg, until=until, force=force,
                        promote=args.command == "run")
-    print(json.dumps(summary, indent=1) if args.json else render(summary))
+    _show(summary, args.json)
     return 0
 
 

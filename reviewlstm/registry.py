@@ -190,12 +190,16 @@ class Candidate:
     sources: dict[str, str]  # stage outputs it came from, for the record
 
 
+def _missing(bundle: Path) -> Path | None:
+    """The first file a champion's bundle needs to predict that is not there."""
+    return next((bundle / name for name in ("model.json", PREPROCESS, "vocab") if not (bundle / name).exists()), None)
+
+
 def champion_score(item: dict[str, Any], bundle: Path, cand: Candidate, digest: str) -> tuple[float, str]:
     """The champion's select_by score on the candidate's validation reviews, and how it was found."""
     metrics = item.get("metrics", {})
-    for name in ("model.json", PREPROCESS, "vocab"):  # a champion that can no longer predict
-        if not (bundle / name).exists():
-            raise InputError(f"{bundle / name}: no such file; expected the champion's bundle")
+    if (missing := _missing(bundle)) is not None:  # a champion that can no longer predict
+        raise InputError(f"{missing}: no such file; expected the champion's bundle")
     if item.get("validation", {}).get("digest") == digest and cand.select_by in metrics:
         return float(metrics[cand.select_by]), "recorded on the same validation reviews"
     from reviewlstm.metrics import classification_metrics, regression_metrics
@@ -226,9 +230,7 @@ def _kept(data_dir: str | Path, current: dict[str, Any] | None, name: str, score
     recorded = current.get("metrics", {}).get(select_by)
     if current.get("model_digest") == model_digest:
         return {"reason": "already the champion", "previous_score": recorded}
-    bundle = bundle_dir(data_dir, current)
-    if recorded is None or better(score, recorded, select_by) or not all(
-            (bundle / f).exists() for f in ("model.json", PREPROCESS, "vocab")):
+    if recorded is None or better(score, recorded, select_by) or _missing(bundle_dir(data_dir, current)) is not None:
         return None
     return {"reason": _verdict(name, False, current["id"], select_by, score, float(recorded),
                                "recorded on the same validation reviews"), "previous_score": float(recorded)}
@@ -264,11 +266,11 @@ def promote(data_dir: str | Path, cand: Candidate, now: datetime | None = None) 
         current = entry(reg, reg["champion"])
         decision: dict[str, Any] = {"variant": name, "select_by": cand.select_by, "score": score,
                                     "previous": current["id"] if current else None, "previous_score": None}
-        kept = _kept(data_dir, current, name, score, cand.select_by, model["digest"], digest)
+        keep = _kept(data_dir, current, name, score, cand.select_by, model["digest"], digest)
         if current is None:
             promoted, reason = True, "no champion yet"
-        elif kept is not None:
-            promoted, reason, decision["previous_score"] = False, kept["reason"], kept["previous_score"]
+        elif keep is not None:
+            promoted, reason, decision["previous_score"] = False, keep["reason"], keep["previous_score"]
         else:
             try:
                 theirs, how = champion_score(current, bundle_dir(data_dir, current), cand, digest)
