@@ -86,7 +86,7 @@ class ReviewLSTM(nn.Module):
             # CPU it is several times slower. With post-padding, a unidirectional LSTM's output at
             # step length-1 has not seen any padding yet: it is exactly the packed final state.
             last = lengths.clamp(1, x.shape[1]).to(out.device) - 1
-            return out[torch.arange(len(x), device=out.device), last]
+            return out[torch.arange(x.shape[0], device=out.device), last]  # shape, not len: ONNX export keeps it
         return self._features(x, out, lengths)
 
     def _features(self, x: torch.Tensor, out: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from reviewlstm import text
+from reviewlstm import runtime, text
 from reviewlstm.config import BaselineConfig, CleanConfig, EnsembleConfig, ModelConfig, PipelineConfig, TokenizeConfig
 from reviewlstm.cores import available_cores
 from reviewlstm.encode import encode_tokens
@@ -76,7 +76,7 @@ class Prediction:
 @dataclass
 class Predictor:
     name: str
-    model: Any  # reviewlstm.models.ReviewLSTM in eval mode
+    model: Any  # reviewlstm.models.ReviewLSTM in eval mode, or its export (runtime.Session)
     index: dict[str, int]
     prep: Preprocess
     num_classes: int
@@ -118,15 +118,13 @@ def side_by_side(lstms: list[Predictor], others: list[Any], texts: list[str], ba
     second pass running beside it. A row's result does not depend on the batching (beyond float
     rounding).
     """
-    import torch
-
-    from reviewlstm.train import predict_proba
-
     if not texts:
         return [np.zeros((0,) if p.regress else (0, p.num_classes), dtype=np.float32) for p in lstms] + [
             p.scores([]) for p in others]
-    previous, switch = torch.get_num_threads(), sys.getswitchinterval()
-    torch.set_num_threads(1)
+    torch = None if all(isinstance(p.model, runtime.Session) for p in lstms) else _torch()  # a bundle needs none
+    previous, switch = torch.get_num_threads() if torch else None, sys.getswitchinterval()
+    if torch:
+        torch.set_num_threads(1)
     keep_freed_memory()  # no page faults on every batch's buffers (reviewlstm/memory.py)
     # Each torch call of a model thread needs the GIL, which pure-Python tokenizing holds for
     # up to the switch interval (5 ms by default): a shorter one keeps the models from waiting.
@@ -140,13 +138,29 @@ def side_by_side(lstms: list[Predictor], others: list[Any], texts: list[str], ba
                 if lstms:
                     ids, lengths = lstms[0].encode(batch)
                     for pending, p in zip(futures, lstms):
-                        pending.append(pool.submit(predict_proba, p.model, ids, lengths, MODEL_BATCH))
+                        pending.append(pool.submit(_scores, p.model, ids, lengths))
                 for done, p in zip(parts, others):
                     done.append(p.scores(batch))
             return [np.concatenate([f.result() for f in pending]) for pending in futures] + [np.concatenate(d) for d in parts]
     finally:
-        torch.set_num_threads(previous)
+        if torch:
+            torch.set_num_threads(previous)
         sys.setswitchinterval(switch)
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _scores(model: Any, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """One LSTM's scores: through ONNX Runtime (a bundle's export) or torch."""
+    if isinstance(model, runtime.Session):
+        return model.scores(ids, lengths, MODEL_BATCH)
+    from reviewlstm.train import predict_proba
+
+    return predict_proba(model, ids, lengths, MODEL_BATCH)
 
 
 def to_ratings(scores: np.ndarray, regress: bool, num_classes: int, label_min: int,
@@ -237,8 +251,6 @@ def _bad_meta(model_dir: Path, e: Exception, expected: str) -> InputError:
 
 
 def _load_lstm(model_dir: Path, vocab_dir: Path, meta: dict, prep: Preprocess) -> "Predictor":
-    from reviewlstm.train import load_model
-
     try:
         cfg = ModelConfig.model_validate(meta["config"])
         vocab_digest, vocab_size, num_classes = meta["vocab_digest"], int(meta["vocab_size"]), int(meta["num_classes"])
@@ -257,10 +269,25 @@ def _load_lstm(model_dir: Path, vocab_dir: Path, meta: dict, prep: Preprocess) -
         raise InputError(f"{vocab_file}: not a readable vocabulary ({type(e).__name__}); expected columns id, word") from None
     if len(vocab) != vocab_size:
         raise InputError(f"{vocab_file}: {len(vocab)} words, expected {vocab_size} (model.json's vocab_size)")
-    model = load_model(cfg, vocab_size, model_dir / "model.pt", num_classes)
-    return Predictor(name=str(meta.get("name", model_dir.name)), model=model,
+    return Predictor(name=str(meta.get("name", model_dir.name)), model=_lstm_model(model_dir, cfg, vocab_size, num_classes),
                      index=dict(zip(vocab["word"].to_list(), vocab["id"].to_list())), prep=prep,
                      num_classes=num_classes, regress=cfg.head == "regress", source=str(model_dir))
+
+
+def _lstm_model(model_dir: Path, cfg: ModelConfig, vocab_size: int, num_classes: int) -> Any:
+    """A bundle's ONNX export when ONNX Runtime is there (no torch to import), else the torch model."""
+    onnx = model_dir / runtime.ONNX
+    if onnx.is_file() and not (model_dir / "model.pt").is_file():  # a damaged bundle, not a lighter one
+        raise InputError(f"{model_dir / 'model.pt'}: no such file; expected the weights {onnx.name} was exported from")
+    if onnx.is_file() and runtime.available():
+        try:
+            return runtime.Session(onnx, variable=cfg.length == "variable")
+        except Exception as e:  # ONNX Runtime's errors have no common base class
+            raise InputError(f"{onnx}: not a readable ONNX model ({type(e).__name__}); expected the export "
+                             "promotion writes (delete the file to predict through torch)") from None
+    from reviewlstm.train import load_model
+
+    return load_model(cfg, vocab_size, model_dir / "model.pt", num_classes)
 
 
 def _load_baseline(model_dir: Path, meta: dict, prep: Preprocess) -> "BaselinePredictor":
@@ -283,7 +310,8 @@ def _load_ensemble(model_dir: Path, vocab_dir: Path, meta: dict, prep: Preproces
         raise _bad_meta(model_dir, e, "name, config (an ensemble's), num_classes, members with folder and digest") from None
     members = {}
     for name, (folder, digest) in folders.items():
-        if not folder.is_dir() or dir_digest(folder, skip=["record.json"]) != digest:
+        # the digest is of the trained model; a bundle's ONNX export beside it is made from it
+        if not folder.is_dir() or dir_digest(folder, skip=["record.json", runtime.ONNX]) != digest:
             raise InputError(f"{folder}: member {name!r} of the ensemble is missing or changed since the ensemble "
                              f"was made; expected the model with digest {digest[:12]}")
         members[name] = load(folder, vocab_dir, prep)

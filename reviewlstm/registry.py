@@ -147,6 +147,7 @@ def write_bundle(data_dir: str | Path, model_id: str, model_dir: Path, vocab_dir
     tmp = Path(tempfile.mkdtemp(prefix=f".{model_id}.", dir=final.parent))
     try:
         _copy_model(model_dir, tmp)
+        _export_lstms(tmp)
         (tmp / "vocab").mkdir()
         for f in vocab_dir.iterdir():
             if f.is_file() and f.name != "record.json":
@@ -173,6 +174,25 @@ def _copy_model(model_dir: Path, into: Path) -> None:
             _copy_model(model_dir / member["folder"], into / "members" / name)
             member["folder"] = f"members/{name}"
         (into / "model.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+
+
+def _export_lstms(bundle: Path) -> None:
+    """model.onnx beside each LSTM's model.pt in a bundle, so that predict needs no torch
+    (reviewlstm/runtime.py); where ONNX Runtime or the export is missing, predict uses torch."""
+    from reviewlstm import runtime
+
+    if not runtime.available():
+        return
+    for meta_file in [bundle / "model.json", *sorted(bundle.glob("members/*/model.json"))]:
+        meta = json.loads(meta_file.read_text())
+        if meta.get("config", {}).get("kind", "lstm") != "lstm":
+            continue
+        from reviewlstm.config import ModelConfig
+        from reviewlstm.train import load_model
+
+        model = load_model(ModelConfig.model_validate(meta["config"]), int(meta["vocab_size"]),
+                           meta_file.parent / "model.pt", int(meta["num_classes"]))
+        runtime.export(model, meta_file.parent / runtime.ONNX)
 
 
 @dataclass

@@ -87,9 +87,9 @@ def test_regressor_predicts_ratings_on_the_scale(regressor):
 
 def test_bundle_loads_like_the_stage_outputs(trained, tmp_path):
     bundle = write_bundle(tmp_path, "m1", Path(trained.model["path"]), Path(trained.vocab["path"]), trained.prep)
-    assert sorted(p.name for p in bundle.iterdir()) == ["model.json", "model.pt", "preprocess.json", "vocab"]
+    assert sorted(p.name for p in bundle.iterdir()) == ["model.json", "model.onnx", "model.pt", "preprocess.json", "vocab"]
     texts = ["Love this dress", "cheap material"]
-    assert np.allclose(lib.load_bundle(bundle).scores(texts), load(trained).scores(texts))
+    assert np.allclose(lib.load_bundle(bundle).scores(texts), load(trained).scores(texts), rtol=0, atol=1e-5)
 
 
 def test_vocabulary_of_another_run_is_refused(trained, tmp_path):

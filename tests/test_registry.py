@@ -53,7 +53,7 @@ def test_first_promotion_keeps_everything_predict_needs(models, tmp_path):
     assert item["vocab_digest"] == a.vocab["digest"] and item["validation"]["rows"] == len(a.valid_texts)
     assert item["preprocess"]["max_len"] == a.prep.max_len and item["preprocess"]["label_min"] == 1
     bundle = tmp_path / item["bundle"]
-    assert sorted(p.name for p in bundle.iterdir()) == ["model.json", "model.pt", "preprocess.json", "vocab"]
+    assert sorted(p.name for p in bundle.iterdir()) == ["model.json", "model.onnx", "model.pt", "preprocess.json", "vocab"]
     assert not [p for p in tmp_path.rglob(".*") if p.name != registry.LOCK]  # no temporary files left
 
 
