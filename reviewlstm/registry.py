@@ -28,6 +28,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from reviewlstm.errors import InputError
+from reviewlstm.fingerprint import dir_digest, file_digest
 from reviewlstm.predict import PREPROCESS, Preprocess
 from reviewlstm.storage import atomic_file, fsync_tree
 
@@ -114,9 +115,38 @@ def champion_bundle(data_dir: str | Path) -> tuple[dict[str, Any], Path]:
     return item, bundle_dir(data_dir, item)
 
 
+def bundle_files(bundle: Path) -> dict[str, str]:
+    """Each file of a bundle (path inside it) and its digest, as promotion records them."""
+    return {p.relative_to(bundle).as_posix(): file_digest(p) for p in sorted(bundle.rglob("*")) if p.is_file()}
+
+
+def bundle_problem(item: dict[str, Any], bundle: Path) -> str | None:
+    """The first way a champion's bundle differs from what promotion wrote (a file missing,
+    changed or added); None when it is intact. A bundle promoted before files were recorded is
+    checked for its essential files only."""
+    want = item.get("files")
+    if want is None:
+        missing = _missing(bundle)
+        return None if missing is None else f"{missing}: no such file"
+    if not bundle.is_dir():
+        return f"{bundle}: no such folder"
+    have = bundle_files(bundle)
+    for name, digest in want.items():
+        if name not in have:
+            return f"{bundle / name}: no such file"
+        if have[name] != digest:
+            return f"{bundle / name}: changed since it was promoted"
+    extra = sorted(set(have) - set(want))
+    return f"{bundle / extra[0]}: not a file of the promoted bundle" if extra else None
+
+
 def champion_ref(data_dir: str | Path) -> dict[str, Any]:
-    """The champion as a model reference for `reviewlstm.predict.load_ref`."""
+    """The champion as a model reference for `reviewlstm.predict.load_ref`, its bundle checked
+    file by file against the digests promotion recorded."""
     item, bundle = champion_bundle(data_dir)
+    if (problem := bundle_problem(item, bundle)) is not None:
+        raise InputError(f"{problem}; expected the champion {item['id']} as it was promoted "
+                         f"(`reviewlstm run` repairs it from the model it was made from)")
     return {"bundle": str(bundle), "label": f"champion {item['id']}", "id": item["id"], "variant": item["variant"]}
 
 
@@ -195,6 +225,36 @@ def _export_lstms(bundle: Path) -> None:
         runtime.export(model, meta_file.parent / runtime.ONNX)
 
 
+def _repair(data_dir: str | Path, reg: dict[str, Any], current: dict[str, Any], cand: "Candidate") -> str | None:
+    """Rewrite a damaged champion bundle from the model and vocabulary it was made from, when
+    they are still there unchanged (this run's, or the folders the entry names); a note of what
+    was done, or None (an intact bundle, or nothing to repair it from: promote then replaces it)."""
+    bundle = bundle_dir(data_dir, current)
+    problem = bundle_problem(current, bundle)
+    if problem is None:
+        return None
+    sources = current.get("sources", {})
+
+    def found(digest: str | None, run: dict[str, Any] | None, recorded: str | None) -> Path | None:
+        places = [run["path"]] if run and run.get("digest") == digest else []
+        places += [Path(data_dir) / recorded] if recorded else []
+        return next((Path(p) for p in places if digest and Path(p).is_dir()
+                     and dir_digest(p, skip=["record.json"]) == digest), None)
+
+    model_dir = found(current.get("model_digest"), cand.models.get(current.get("variant", "")),
+                      sources.get(f"model[{current.get('variant')}]"))
+    vocab_dir = found(current.get("vocab_digest"), cand.vocab, sources.get("vocab"))
+    if model_dir is None or vocab_dir is None:
+        return None
+    try:
+        write_bundle(data_dir, current["id"], model_dir, vocab_dir, Preprocess.model_validate(current["preprocess"]))
+    except (OSError, KeyError, ValueError):  # an ensemble whose members are gone: nothing to repair it from
+        return None
+    current["files"] = bundle_files(bundle)
+    save(data_dir, reg)
+    return f"repaired the champion {current['id']} ({problem}) from {model_dir}"
+
+
 @dataclass
 class Candidate:
     """A run's evaluated variants and everything needed to register one of them."""
@@ -218,8 +278,8 @@ def _missing(bundle: Path) -> Path | None:
 def champion_score(item: dict[str, Any], bundle: Path, cand: Candidate, digest: str) -> tuple[float, str]:
     """The champion's select_by score on the candidate's validation reviews, and how it was found."""
     metrics = item.get("metrics", {})
-    if (missing := _missing(bundle)) is not None:  # a champion that can no longer predict
-        raise InputError(f"{missing}: no such file; expected the champion's bundle")
+    if (problem := bundle_problem(item, bundle)) is not None:  # a champion that can no longer be trusted
+        raise InputError(f"{problem}; expected the champion's bundle as it was promoted")
     if item.get("validation", {}).get("digest") == digest and cand.select_by in metrics:
         return float(metrics[cand.select_by]), "recorded on the same validation reviews"
     from reviewlstm.metrics import classification_metrics, regression_metrics
@@ -247,10 +307,12 @@ def _kept(data_dir: str | Path, current: dict[str, Any] | None, name: str, score
     (and its bundle is there). None when promotion has to score or to replace it."""
     if current is None or current.get("validation", {}).get("digest") != digest:
         return None
+    if bundle_problem(current, bundle_dir(data_dir, current)) is not None:  # promote repairs or replaces it
+        return None
     recorded = current.get("metrics", {}).get(select_by)
     if current.get("model_digest") == model_digest:
         return {"reason": "already the champion", "previous_score": recorded}
-    if recorded is None or better(score, recorded, select_by) or _missing(bundle_dir(data_dir, current)) is not None:
+    if recorded is None or better(score, recorded, select_by):
         return None
     return {"reason": _verdict(name, False, current["id"], select_by, score, float(recorded),
                                "recorded on the same validation reviews"), "previous_score": float(recorded)}
@@ -286,6 +348,7 @@ def promote(data_dir: str | Path, cand: Candidate, now: datetime | None = None) 
         current = entry(reg, reg["champion"])
         decision: dict[str, Any] = {"variant": name, "select_by": cand.select_by, "score": score,
                                     "previous": current["id"] if current else None, "previous_score": None}
+        repaired = _repair(data_dir, reg, current, cand) if current is not None else None
         keep = _kept(data_dir, current, name, score, cand.select_by, model["digest"], digest)
         if current is None:
             promoted, reason = True, "no champion yet"
@@ -321,9 +384,12 @@ def promote(data_dir: str | Path, cand: Candidate, now: datetime | None = None) 
                 "config": meta["config"],
                 "preprocess": cand.prep.model_dump(mode="json"),
                 "bundle": f"{CHAMPIONS}/{model_id}",
+                "files": bundle_files(bundle),
                 "sources": cand.sources,
             })
             reg["champion"] = model_id
             save(data_dir, reg)
-        decision.update(promoted=promoted, champion=reg["champion"], reason=reason)
+        if repaired:
+            reason = f"{repaired}; {reason}"
+        decision.update(promoted=promoted, champion=reg["champion"], reason=reason, repaired=repaired)
     return decision

@@ -211,7 +211,7 @@ def test_command_bad_input_is_one_line_and_leaves_the_registry_alone(champion_di
     saved = vocab.read_bytes()
     pl.read_parquet(vocab).head(5).write_parquet(vocab)
     try:
-        assert "vocabulary digest" in one_line_error(cli(["text", "--data-dir", str(champion_dir)]))
+        assert "vocab.parquet: changed since it was promoted" in one_line_error(cli(["text", "--data-dir", str(champion_dir)]))
     finally:
         vocab.write_bytes(saved)
     assert (champion_dir / "registry.json").read_bytes() == before

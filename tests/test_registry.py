@@ -137,3 +137,45 @@ def test_validation_digest_is_of_texts_and_labels():
     assert d == registry.validation_digest(["a b", "c"], np.array([1, 2]))
     assert d != registry.validation_digest(["a b", "c"], np.array([1, 3]))
     assert d != registry.validation_digest(["a", "b c"], np.array([1, 2]))
+
+
+def test_a_champion_file_changed_added_or_removed_is_refused_by_name(models, tmp_path):
+    a, b = models["a"], models["b"]
+    registry.promote(tmp_path, candidate(a, 1.0))
+    _, bundle = registry.champion_bundle(tmp_path)
+    registry.champion_ref(tmp_path)  # intact: accepted
+    damage = {
+        "model.pt": lambda: shutil.copy2(f"{b.model['path']}/model.pt", bundle / "model.pt"),  # another model's weights
+        "model.json": lambda: (bundle / "model.json").write_text(
+            (bundle / "model.json").read_text().replace('"pooling": "last"', '"pooling": "max"')),
+        "preprocess.json": lambda: (bundle / "preprocess.json").write_text(
+            (bundle / "preprocess.json").read_text().replace('"max_len": 20', '"max_len": 200')),
+        "model.onnx": lambda: (bundle / "model.onnx").unlink(),
+        "extra.onnx": lambda: (bundle / "extra.onnx").write_bytes(b"planted"),
+    }
+    for name, damage_it in damage.items():
+        saved = {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
+        damage_it()
+        with pytest.raises(InputError, match=rf"{name}: (changed since it was promoted|no such file|not a file of the promoted bundle)"):
+            registry.champion_ref(tmp_path)
+        (bundle / "extra.onnx").unlink(missing_ok=True)
+        for p, data in saved.items():
+            p.write_bytes(data)
+    registry.champion_ref(tmp_path)
+
+
+def test_the_next_promotion_repairs_a_damaged_champion_from_its_model(models, tmp_path):
+    a = models["a"]
+    first = registry.promote(tmp_path, candidate(a, 1.0))["champion"]
+    _, bundle = registry.champion_bundle(tmp_path)
+    files = registry.champion(tmp_path)["files"]
+    shutil.rmtree(bundle)
+    cand = candidate(a, 1.0, run="run-2")
+    digest = registry.validation_digest(cand.valid_texts, cand.valid_labels)
+    # a run with nothing to do does not trust it: promotion has to run
+    assert registry.kept(tmp_path, cand.metrics, "rmse_expected", {"a": a.model["digest"]}, digest) is None
+    decision = registry.promote(tmp_path, cand)
+    assert not decision["promoted"] and decision["champion"] == first
+    assert decision["reason"].startswith(f"repaired the champion {first} (") and "no such folder" in decision["reason"]
+    assert registry.champion(tmp_path)["files"] == files and registry.champion_ref(tmp_path)["id"] == first
+    assert registry.promote(tmp_path, cand)["repaired"] is None  # intact now: nothing to repair
