@@ -5,17 +5,22 @@ the trained model a variant's current settings lead to (`predict --model`)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from flows.plan import plan, sources, summary
+from flows.plan import Step, plan, sources, summary
 from reviewlstm import registry
-from reviewlstm.config import PipelineConfig
+from reviewlstm.config import PipelineConfig, TrainConfig
+from reviewlstm.cores import available_cores
 from reviewlstm.errors import InputError
 from reviewlstm.predict import Preprocess
 from reviewlstm.storage import Record, file_of, read_record, verify
 from tasks.keys import folder
+
+
+THREADS_SEARCHED = 64  # thread counts a model may have trained with, for predict --model
 
 
 def _walk(raw: str | None, data_dir: str, cfg: PipelineConfig, until: str | None) -> tuple[list[dict[str, Any]], dict[str, Record]]:
@@ -72,6 +77,26 @@ def _kept(data_dir: str, cfg: PipelineConfig, metrics: dict[str, Any], records: 
                          registry.validation_digest(valid["text"].to_list(), valid["label"].to_numpy()))
 
 
+def _trained(step: Step, records: dict[str, Record], data_dir: str) -> tuple[Path, Record | None]:
+    """The step's output folder and record for these settings. A model's key holds the thread
+    count that trained it (float sums, and so weights, depend on it), and that count depends on
+    how many variants a run trained at once: any count that trained these settings will do, the
+    one the whole configuration resolves first."""
+    inputs = step.inputs(records, data_dir)
+    out = folder(step.key, inputs)
+    record = read_record(out)
+    for threads in range(1, max(THREADS_SEARCHED, available_cores()) + 1) if record is None else []:
+        if isinstance(inputs.get("trainer"), TrainConfig):
+            other = {**inputs, "trainer": inputs["trainer"].model_copy(update={"threads": threads})}
+        elif "threads" in inputs:  # the language model's
+            other = {**inputs, "threads": threads}
+        else:
+            break
+        if (found := read_record(folder(step.key, other))) is not None:
+            return folder(step.key, other), found
+    return out, record
+
+
 def variant_ref(variant: str, cfg: PipelineConfig, data_dir: str, raw: str | None = None) -> dict[str, Any]:
     """The trained model of `variant` that the current settings and data lead to, with its vocabulary."""
     if variant not in cfg.variants:
@@ -86,8 +111,7 @@ def variant_ref(variant: str, cfg: PipelineConfig, data_dir: str, raw: str | Non
             todo.extend(steps[name].needs())
     records = sources(raw, data_dir, cfg)
     for step in (s for s in steps.values() if s.name in needed):
-        out = folder(step.key, step.inputs(records, data_dir))
-        record = read_record(out)
+        out, record = _trained(step, records, data_dir)
         if record is None:
             raise InputError(f"{out}: no {step.name} output for the current settings and data; expected a trained "
                              f"{variant!r} model (run `reviewlstm run --variant {variant}` first)")

@@ -222,3 +222,16 @@ def test_predict_model_finds_each_kind_the_run_trained(trained, prefect_server, 
     out = outputs(summary)
     direct = load(out[f"train[{variant}]"], out["prune"], Preprocess.of(config())).predict(texts)
     assert [p["rating"] for p in json.loads(proc.stdout)["predictions"]] == direct.ratings.tolist()
+
+
+def test_predict_model_finds_a_model_whatever_thread_count_trained_it(prefect_server, tmp_path):
+    from flows.pipeline import pipeline
+    from flows.status import variant_ref
+
+    raw = write_reviews(tmp_path / "reviews.csv", SAMPLE * 3)
+    cfg = config(tiny=TINY)
+    cfg.train.threads = 3  # as a run that trained it beside no other variant might have resolved
+    summary = pipeline(raw=str(raw), data_dir=str(tmp_path / "data"), config=cfg, until="train")
+    cfg.train.threads = None  # the whole configuration resolves its own count
+    ref = variant_ref("tiny", cfg, str(tmp_path / "data"), str(raw))
+    assert ref["model_dir"] == outputs(summary)["train[tiny]"]
