@@ -51,10 +51,13 @@ def file_of(record: Record, name: str) -> Path:
 
 
 def read_record(folder: Path) -> Record | None:
+    """The record of an output folder, its path the folder itself: a copied or moved data folder
+    reads and verifies its own outputs (record.json holds the path inside the data folder)."""
     try:
-        return json.loads((folder / RECORD).read_text())
+        record = json.loads((folder / RECORD).read_text())
     except (OSError, ValueError):
         return None
+    return {**record, "path": str(Path(folder).resolve())} if isinstance(record, dict) else None
 
 
 def verify(record: Record) -> bool:
@@ -171,17 +174,19 @@ def sweep_temp() -> list[Path]:
 @contextmanager
 def stage_output(data_dir: str | Path, stage: str, key: str) -> Iterator[Output]:
     """Yield an Output to fill; on success it becomes `<layer>/<key>/` with its record."""
-    final = stage_dir(Path(data_dir).resolve(), stage, key)
+    root = Path(data_dir).resolve()
+    final = stage_dir(root, stage, key)
     final.parent.mkdir(parents=True, exist_ok=True)
     sweep_leftovers(final.parent, key)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.{HOST}-{os.getpid()}.", dir=final.parent))
     out = Output(tmp)
     try:
         yield out
-        record = {"stage": stage, "key": key, "path": str(final), "digest": dir_digest(tmp), "figures": out.figures}
+        record = {"stage": stage, "key": key, "path": final.relative_to(root).as_posix(), "digest": dir_digest(tmp),
+                  "figures": out.figures}
         out.json(RECORD, record)
         fsync_tree(tmp)
-        out.record = _publish(tmp, final, record)
+        out.record = _publish(tmp, final, {**record, "path": str(final)})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -214,11 +214,23 @@ def test_stage_output_publishes_a_folder_with_its_record(tmp_path):
     assert rec["stage"] == "clean" and rec["key"] == "k1" and rec["figures"] == {"rows": 2}
     assert sorted(p.name for p in folder.iterdir()) == ["m.npy", "meta.json", "record.json", "t.parquet"]
     assert storage.read_record(folder) == rec
-    assert json.loads((folder / storage.RECORD).read_text()) == rec
+    assert json.loads((folder / storage.RECORD).read_text()) == {**rec, "path": f"{folder.parent.name}/k1"}
     assert rec["digest"] == fingerprint.dir_digest(folder, skip=[storage.RECORD])
     assert storage.verify(rec)
     assert pl.read_parquet(storage.file_of(rec, "t.parquet"))["text"].to_list() == ["hello", "b"]
     assert [p.name for p in layer(tmp_path).iterdir()] == ["k1"]  # no temporary folder left
+
+
+def test_a_copied_or_moved_data_folder_reads_and_verifies_its_own_outputs(tmp_path):
+    rec = publish(tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "copy")
+    copied = storage.read_record(storage.stage_dir(tmp_path / "copy", "clean", "k1"))
+    assert copied["path"] == str(storage.stage_dir(tmp_path / "copy", "clean", "k1").resolve()) != rec["path"]
+    assert storage.verify(copied)
+    np.save(Path(copied["path"]) / "m.npy", np.zeros(3))  # damage in the copy is the copy's
+    assert not storage.verify(copied) and storage.verify(storage.read_record(Path(rec["path"])))
+    os.rename(tmp_path / "a", tmp_path / "moved")
+    assert storage.verify(storage.read_record(storage.stage_dir(tmp_path / "moved", "clean", "k1")))
 
 
 def test_an_exception_inside_the_block_leaves_no_folder_and_no_temp_folder(tmp_path):
