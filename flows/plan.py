@@ -12,6 +12,7 @@ from typing import Any, Literal
 from reviewlstm.config import BaselineConfig, EnsembleConfig, ModelConfig, PipelineConfig, TrainConfig, profile as named_profile
 from reviewlstm.cores import available_cores
 from reviewlstm.errors import InputError
+from reviewlstm.memory import check_fits
 from reviewlstm.paths import find_raw, glove_record, raw_record
 from reviewlstm.storage import Record
 
@@ -93,6 +94,8 @@ def plan(cfg: PipelineConfig, until: str | None = None) -> list[Step]:
     until = until or order[-1]
     if until not in order:
         raise InputError(f"stage {until!r} is not part of this configuration; its stages: {', '.join(order)}")
+    if order.index(until) >= order.index(next((s for s in order if s in ("pretrain", "train")), order[-1])):
+        check_fits(cfg)  # a training that cannot fit is refused before any stage runs
     return [s for s in steps if order.index(s.stage) <= order.index(until)]
 
 

@@ -235,6 +235,8 @@ class PipelineConfig(_Section):
     @model_validator(mode="after")
     def _members_exist(self) -> "PipelineConfig":
         for name, v in self.variants.items():
+            if isinstance(v, ModelConfig) and v.epochs == 0:  # it would evaluate, and promote, an untrained model
+                raise ValueError(f"variants.{name}.rounds: no epochs to train; expected at least one round with epochs >= 1")
             if isinstance(v, ModelConfig) and v.embeddings == "pretrained":
                 for key in ("embedding_dim", "hidden_dim", "num_layers", "bidirectional"):
                     if getattr(v, key) != getattr(self.pretrain, key):

@@ -1,4 +1,5 @@
-"""Keep freed memory in the process instead of handing it back to the kernel after every step.
+"""Memory: what training would need, checked before anything runs; and freed memory kept in the
+process instead of handed back to the kernel after every step.
 
 glibc returns each freed block over 32 MB straight to the kernel (and trims the heap top), and a
 training step of the study's models at batch 5000 frees and re-allocates about 1.6 GB of such
@@ -13,6 +14,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+
+from reviewlstm.config import PipelineConfig, ModelConfig
+from reviewlstm.errors import InputError
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _LARGEST = 2**31 - 1  # mallopt takes an int
@@ -32,3 +36,42 @@ def keep_freed_memory() -> bool:
         return False
     _done = bool(mallopt(_M_MMAP_THRESHOLD, _LARGEST)) and bool(mallopt(_M_TRIM_THRESHOLD, _LARGEST))
     return _done
+
+
+# bytes a training row keeps per step, per LSTM direction and layer and unit of hidden_dim: the
+# gates, states and their gradients (about 29 floats per unit at batch 5000, bench/RESULTS.md, "Memory")
+PER_UNIT = 32 * 4
+PER_EMBEDDING = 4 * 4  # the embedded step, its dropout and gradients, per embedding dimension
+
+
+def training_bytes(v: ModelConfig, max_len: int) -> int:
+    """About the most memory one forward and backward pass of the variant holds: a micro-batch of
+    rows at max_len steps (a variable-length batch is cut at its longest review, at most that)."""
+    rows = min(v.batch_size, v.micro_batch or v.batch_size)
+    per_step = (2 if v.bidirectional else 1) * v.num_layers * v.hidden_dim * PER_UNIT + v.embedding_dim * PER_EMBEDDING
+    return rows * max_len * per_step
+
+
+def machine_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits(cfg: PipelineConfig, total: int | None = None) -> None:
+    """InputError naming the first variant, and the settings, whose training would need more
+    memory than the machine has: refused before any stage runs, not found out at 16 GB."""
+    total = total or machine_bytes()
+    lstms = {name: v for name, v in cfg.variants.items() if isinstance(v, ModelConfig)}
+    if any(v.embeddings == "pretrained" for v in lstms.values()):  # the language model: its encoder, and its output layer
+        lm = cfg.pretrain.encoder().model_copy(update={"batch_size": cfg.pretrain.batch_size, "micro_batch": None})
+        lstms = {"(pretrain)": lm, **lstms}
+    for name, v in lstms.items():
+        need = training_bytes(v, cfg.encode.max_len)
+        if name == "(pretrain)":
+            need += v.batch_size * cfg.encode.max_len * (cfg.pretrain.output_words + 1) * 8 * 2  # both directions' logits
+            name = "pretrain"
+        if need > total:
+            rows = min(v.batch_size, v.micro_batch or v.batch_size)
+            raise InputError(
+                f"{name if name == 'pretrain' else 'variants.' + name}: training would hold about {need / 2**30:.1f} GiB ({rows} rows of batch_size/micro_batch "
+                f"x encode.max_len {cfg.encode.max_len} steps x hidden_dim {v.hidden_dim}), more than this machine's "
+                f"{total / 2**30:.1f} GiB; expected a smaller encode.max_len, micro_batch or model")

@@ -107,3 +107,21 @@ def test_bad_settings_stop_with_one_line(prefect_server, sample_csv, tmp_path, a
     for word in words:
         assert word in line, line
     assert not data_dir.exists() or not any(data_dir.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--set", "encode.max_len=100000"], ["variants.fixed", "GiB", "encode.max_len 100000", "more than this machine's"]),
+        (["--set", "variants.fixed.rounds=[]"], ["variants.fixed.rounds", "no epochs to train"]),
+        (["--set", "variants.variable.rounds=[{\"epochs\": 0, \"lr\": 0.1}]"], ["variants.variable.rounds", "no epochs"]),
+    ],
+    ids=["training larger than the machine", "no rounds", "zero epochs"],
+)
+def test_settings_that_cannot_train_stop_before_anything_runs(prefect_server, sample_csv, tmp_path, args, words):
+    data_dir = tmp_path / "data"
+    proc = cli(prefect_server, "run", "--profile", "quick", "--raw", str(sample_csv), "--data-dir", str(data_dir), *args)
+    line = one_error_line(proc)
+    for word in words:
+        assert word in line, line
+    assert not data_dir.exists() or not any(data_dir.rglob("*"))
