@@ -10,7 +10,6 @@ import argparse
 import errno
 import json
 import os
-import re
 import shutil
 import signal
 import sys
@@ -18,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from reviewlstm.errors import InputError
+from reviewlstm.errors import InputError, os_error_code
 
 STAGE_NAMES = ("ingest", "clean", "tokenize", "prune", "encode", "glove", "pretrain", "train", "evaluate")
 
@@ -119,6 +118,9 @@ def load_config(args: argparse.Namespace):
                 cfg = PipelineConfig.model_validate_json(open(args.config, encoding="utf-8").read())
             except OSError as e:
                 raise InputError(f"{args.config}: cannot read config ({e.strerror})") from None
+            except UnicodeDecodeError as e:
+                raise InputError(f"{args.config}: byte {e.start} is not UTF-8; expected a JSON file of "
+                                 "PipelineConfig settings") from None
         else:
             cfg = profile(args.profile or DEFAULT_PROFILE)
         data = cfg.model_dump()
@@ -339,10 +341,7 @@ def environment_error(exc: BaseException, data_dir: str | None) -> str | None:
             return (f"Prefect API at {url} does not answer ({reason}); start the server (`reviewlstm ui`) or "
                     f"unset PREFECT_API_URL to let each run start a temporary one; stage outputs written so far are complete")
     for e in chain:
-        code = e.errno if isinstance(e, OSError) else None
-        if code is None:  # polars and others put the OS error in the message only
-            match = re.search(r"\(os error (\d+)\)", str(e))
-            code = int(match.group(1)) if match else None
+        code = os_error_code(e)  # polars and others put the OS error in the message only
         if code in FS_ERRORS:
             where = getattr(e, "filename", None) or data_dir or "."
             return f"{where}: {FS_ERRORS[code]}; nothing partial was kept"
@@ -418,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
         signal.signal(signal.SIGTERM, _stopped)  # a service manager's or Prefect worker's stop, like Ctrl-C
     try:
+        data_dir = getattr(args, "data_dir", None)
+        if data_dir and Path(data_dir).exists() and not Path(data_dir).is_dir():
+            raise InputError(f"{data_dir}: a file, not a folder; expected the data folder (--data-dir)")
         if args.command == "predict":
             return cmd_predict(args)
         if args.command == "ui":

@@ -42,7 +42,12 @@ def configured_api_url() -> str | None:
 def pointer_path() -> Path:
     """Where `reviewlstm ui` says which server it runs: in Prefect's home (prefect.toml's is the
     project's .prefect), read without importing Prefect."""
-    return Path(os.environ.get("PREFECT_HOME") or ROOT / ".prefect").expanduser() / "reviewlstm-server.json"
+    return prefect_home() / "reviewlstm-server.json"
+
+
+def prefect_home() -> Path:
+    """PREFECT_HOME as the user set it, else the project's .prefect (prefect.toml's)."""
+    return Path(os.environ.get("PREFECT_HOME") or ROOT / ".prefect").expanduser()
 
 
 def project_server() -> str | None:
@@ -271,7 +276,7 @@ def start(host: str = "127.0.0.1", port: int = DEFAULT_PORT, ui: bool = True, lo
         raise InputError(f"{host}:{port}: the port is in use; expected a free port (pass --port)")
     api = f"http://{host}:{port}/api"
     env = project_env(api)
-    stack = Stack(log_dir or ROOT / ".prefect" / "ui-logs")
+    stack = Stack(log_dir or prefect_home() / "ui-logs")
     try:
         server = stack.start("server", _prefect("server", "start", "--host", host, "--port", str(port),
                                                 *([] if ui else ["--no-ui"]), "--analytics-off"), env)

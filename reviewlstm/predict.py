@@ -15,6 +15,7 @@ the text as ingest joins it; an ensemble averages its members. A champion bundle
 from __future__ import annotations
 
 import json
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from reviewlstm.config import BaselineConfig, CleanConfig, EnsembleConfig, Model
 from reviewlstm.cores import available_cores
 from reviewlstm.encode import encode_tokens
 from reviewlstm.ensemble import combine
-from reviewlstm.errors import InputError
+from reviewlstm.errors import InputError, os_error_code
 from reviewlstm.lexicon import Lexicon
 from reviewlstm.memory import keep_freed_memory
 from reviewlstm.metrics import predicted_class
@@ -386,13 +387,20 @@ def write_table(table: pl.DataFrame, path: str | Path) -> Path:
     """Write CSV/TSV/Parquet by the extension, atomically: a temporary file renamed into place."""
     path = Path(path)
     fmt = output_format(path)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise InputError(f"{path}: {path.parent} is a file, not a folder; expected an existing folder")
     if not path.parent.is_dir():
         raise InputError(f"{path}: folder {path.parent} does not exist; expected an existing folder")
-    with atomic_file(path) as f:
-        if fmt == "parquet":
-            table.write_parquet(f)
-        else:
-            table.write_csv(f, separator="\t" if fmt == "tsv" else ",")
+    try:
+        with atomic_file(path) as f:
+            if fmt == "parquet":
+                table.write_parquet(f)
+            else:
+                table.write_csv(f, separator="\t" if fmt == "tsv" else ",")
+    except Exception as e:  # a full or read-only disk: named after the output, not the data folder
+        if (code := os_error_code(e)) is None:
+            raise
+        raise OSError(code, os.strerror(code), str(path)) from e
     return path
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -371,7 +372,10 @@ def load_model(
     path = Path(state_dict_path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # missing, truncated, not a torch file, unsafe pickle
+    except pickle.UnpicklingError:  # torch's message advises weights_only=False: never here
+        raise InputError(f"{path}: holds Python objects besides tensors, which are not loaded (loading them could "
+                         "run code); expected the state_dict the train stage saves") from None
+    except Exception as exc:  # missing, truncated, not a torch file
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: cannot load model weights ({reason})") from None
     model = ReviewLSTM(cfg, vocab_size, num_classes)

@@ -396,3 +396,17 @@ def test_a_concurrent_writer_publishing_between_check_and_rename_wins(tmp_path, 
     assert mine == other["record"] and storage.verify(mine)
     assert pl.read_parquet(storage.file_of(mine, "t.parquet"))["text"][0] == "other"
     assert [p.name for p in layer(tmp_path).iterdir()] == ["k1"]
+
+
+def test_an_atomic_write_gives_the_mode_a_plain_write_would(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with storage.atomic_file(tmp_path / "new.csv") as f:
+            f.write(b"a")
+        assert (tmp_path / "new.csv").stat().st_mode & 0o777 == 0o644
+        (tmp_path / "new.csv").chmod(0o640)  # an existing file keeps its mode
+        with storage.atomic_file(tmp_path / "new.csv") as f:
+            f.write(b"b")
+        assert (tmp_path / "new.csv").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)

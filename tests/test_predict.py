@@ -230,3 +230,27 @@ def test_threads_are_restored(trained):
     before = torch.get_num_threads()
     load(trained).scores(["a b c"] * 5, batch_size=2)
     assert torch.get_num_threads() == before
+
+
+def test_a_file_where_a_folder_belongs_and_a_binary_config_are_named(champion_dir, tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_bytes(b"\x89PNG\x00\xff")
+    assert "a-file: a file, not a folder" in one_line_error(cli(["text", "--data-dir", str(a_file)]))
+    source = write_reviews(tmp_path / "in.csv", SAMPLE)
+    line = one_line_error(cli(["--input", str(source), "--output", str(a_file / "out.csv"), "--data-dir", str(champion_dir)]))
+    assert f"{a_file} is a file, not a folder" in line
+    assert f"{a_file}: byte 0 is not UTF-8" in one_line_error(cli(["text", "--config", str(a_file), "--data-dir", str(champion_dir)]))
+
+
+def test_a_full_disk_while_writing_the_output_names_the_output(champion_dir, tmp_path, monkeypatch):
+    @contextlib.contextmanager
+    def full(path, mode="wb"):
+        raise OSError(28, "No space left on device")  # as a write deep in a library raises it: no file name
+        yield
+
+    monkeypatch.setattr(lib, "atomic_file", full)
+    out = tmp_path / "rated.csv"
+    proc = cli(["--input", str(write_reviews(tmp_path / "in.csv", SAMPLE)), "--output", str(out),
+                "--data-dir", str(champion_dir)])
+    assert proc.returncode == 1 and proc.stderr.startswith(f"error: {out}: no space left on device"), proc.stderr
+    assert not out.exists()

@@ -85,3 +85,26 @@ def test_status_and_a_run_with_nothing_to_do_import_no_prefect(prefect_server, s
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert "prefect-loaded: False 0 0" in proc.stderr, proc.stderr[-3000:]
     assert proc.stdout.count("cached") == 5  # run's table: every stage cached
+
+
+def test_the_ui_keeps_its_logs_in_the_prefect_home_the_user_chose(tmp_path, monkeypatch):
+    from flows import ui
+
+    made = []
+
+    class Stopped(Exception):
+        pass
+
+    class Stack(ui.Stack):
+        def start(self, *args, **kwargs):
+            made.append(self.log_dir)
+            raise Stopped  # as far as the logs' place: no server needed
+
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(ui, "Stack", Stack)
+    monkeypatch.setattr(ui, "port_free", lambda host, port: True)
+    try:
+        ui.start(port=1)
+    except Stopped:
+        pass
+    assert made == [tmp_path / "home" / "ui-logs"]
