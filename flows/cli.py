@@ -287,7 +287,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictor = lib.load_ref(ref)
     if args.input:
         summary = {"model": ref["label"], **lib.score_file(predictor, args.input, args.output,
-                                                            list(cfg.ingest.text_columns), args.batch_size)}
+                                                            list(cfg.ingest.text_columns), args.batch_size, cfg.ingest)}
         print(json.dumps(summary, indent=1) if args.json else
               f"{summary['rows']} reviews rated by {ref['label']} -> {summary['output']}")
         return 0

@@ -24,6 +24,29 @@ class IngestConfig(_Section):
     label_column: str = "Rating"
     label_min: int = 1
     label_max: int = 5
+    # how the export is written: spreadsheets often save latin-1/cp1252 and ';'-separated files
+    encoding: str = "utf-8"  # any Python codec: latin-1, cp1252, utf-16 (with its BOM)
+    separator: str | None = None  # None: the one of , ; tab | the header holds most, else by the extension
+    # auto: CSV quoting ("..."); for TSV, whose convention has none, quotes are text where quoting
+    # cannot read the file (a quote that opens a field and never closes); double / none: always
+    quote: Literal["auto", "double", "none"] = "auto"
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        import codecs
+
+        try:
+            return codecs.lookup(encoding).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {encoding!r}; expected a codec such as utf-8, latin-1, cp1252, utf-16") from None
+
+    @field_validator("separator")
+    @classmethod
+    def _one_character(cls, separator: str | None) -> str | None:
+        if separator is not None and len(separator) != 1:
+            raise ValueError(f"separator {separator!r}: expected one character, e.g. ',' ';' '|' or a tab")
+        return separator
 
     @property
     def num_classes(self) -> int:

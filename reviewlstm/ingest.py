@@ -6,6 +6,7 @@ names the file, the row or column and what was expected, instead of a parser tra
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import polars as pl
@@ -17,8 +18,11 @@ TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 
 
-def read_table(path: str | Path) -> pl.DataFrame:
-    """The file as a table of strings (Parquet keeps its types); InputError if it is not one."""
+def read_table(path: str | Path, cfg: IngestConfig | None = None) -> pl.DataFrame:
+    """The file as a table of strings (Parquet keeps its types); InputError if it is not one.
+    cfg: how the export is written (encoding, separator, quoting); the defaults read a UTF-8 CSV
+    or TSV."""
+    cfg = cfg or IngestConfig()
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file; expected a CSV, TSV or Parquet table of reviews")
@@ -30,22 +34,46 @@ def read_table(path: str | Path) -> pl.DataFrame:
         head = f.read(65536)
     if path.suffix.lower() in PARQUET_SUFFIXES or head[:4] == b"PAR1":
         return _read_parquet(path)
-    _check_utf8(path)
+    source: Path | io.BytesIO = path
+    if cfg.encoding == "utf-8":
+        _check_utf8(path)
+    else:  # polars reads UTF-8 only: decode here
+        source = io.BytesIO(_decoded(path, cfg.encoding).encode("utf-8"))
+        head = source.getvalue()[:65536]
     _check_line_endings(path, head)
-    separator = TABLE_SUFFIXES.get(path.suffix.lower()) or _sniff_separator(head)
+    separator = cfg.separator or _sniff_separator(head) or TABLE_SUFFIXES.get(path.suffix.lower()) or ","
+    tsv = separator == "\t"
+    quotes = {"double": ['"'], "none": [None]}.get(cfg.quote, ['"', None] if tsv else ['"'])
+    for quote in quotes:  # TSV, auto: CSV quoting (Excel quotes a field holding a tab), else quotes as text
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        try:
+            table = pl.read_csv(
+                source,
+                separator=separator,
+                infer_schema=False,  # all strings: labels are validated below with row numbers
+                encoding="utf8",
+                quote_char=quote,
+            )
+            # A blank line (often the last one of an export) reads as a row of nulls: not a review.
+            return table.filter(~pl.all_horizontal(pl.all().is_null())) if table.width else table
+        except pl.exceptions.PolarsError as e:
+            error = e
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    kind = "TSV" if tsv else f"{separator!r}-separated" if separator != "," else "CSV"
+    hint = "ingest.quote=none (quotes as text)" if quotes[-1] else "ingest.quote=double (CSV quoting)"
+    raise InputError(f"{path}: not a readable {kind} table ({reason}); expected one row per line "
+                     f"(set ingest.separator, or {hint})") from None
+
+
+def _decoded(path: Path, encoding: str) -> str:
+    data = path.read_bytes()
     try:
-        table = pl.read_csv(
-            path,
-            separator=separator,
-            infer_schema=False,  # all strings: labels are validated below with row numbers
-            encoding="utf8",
-            quote_char='"',
-        )
-        # A blank line (often the last one of an export) reads as a row of nulls: not a review.
-        return table.filter(~pl.all_horizontal(pl.all().is_null())) if table.width else table
-    except pl.exceptions.PolarsError as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"{path}: not a readable {'TSV' if separator == chr(9) else 'CSV'} table ({reason})") from None
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(f"{path}: line {line}, byte {e.start}: not {encoding} (0x{data[e.start]:02x}); "
+                         f"expected text in ingest.encoding={encoding}") from None
 
 
 def _read_parquet(path: Path) -> pl.DataFrame:
@@ -64,9 +92,12 @@ def _check_line_endings(path: Path, head: bytes) -> None:
                          f"line endings (convert the file, e.g. with `tr '\\r' '\\n'`)")
 
 
-def _sniff_separator(head: bytes) -> str:
+def _sniff_separator(head: bytes) -> str | None:
+    """The one of , ; tab | the header line holds most; None when it holds none."""
     first_line = head.split(b"\n", 1)[0]
-    return "\t" if first_line.count(b"\t") > first_line.count(b",") else ","
+    counts = {sep: first_line.count(sep.encode()) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else None
 
 
 def _check_utf8(path: Path, chunk: int = 1 << 20) -> None:
@@ -85,7 +116,8 @@ def _check_utf8(path: Path, chunk: int = 1 << 20) -> None:
                 line = lines + e.object[: e.start].count(b"\n")
                 raise InputError(
                     f"{path}: line {line}, byte {offset - (len(e.object) - len(block)) + e.start}: not UTF-8 "
-                    f"(0x{e.object[e.start]:02x}); expected a UTF-8 text file"
+                    f"(0x{e.object[e.start]:02x}); expected a UTF-8 text file, or set ingest.encoding "
+                    f"(e.g. latin-1, cp1252, utf-16)"
                 ) from None
             offset += len(block)
             lines += block.count(b"\n")

@@ -28,7 +28,8 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from reviewlstm import runtime, text
-from reviewlstm.config import BaselineConfig, CleanConfig, EnsembleConfig, ModelConfig, PipelineConfig, TokenizeConfig
+from reviewlstm.config import (BaselineConfig, CleanConfig, EnsembleConfig, IngestConfig, ModelConfig, PipelineConfig,
+                               TokenizeConfig)
 from reviewlstm.cores import available_cores
 from reviewlstm.encode import encode_tokens
 from reviewlstm.ensemble import combine
@@ -415,12 +416,13 @@ def load_ref(ref: dict[str, Any]) -> Predictor:
 
 
 def score_file(predictor: Predictor, source: str | Path, output: str | Path, text_columns: list[str],
-               batch_size: int = BATCH) -> dict[str, Any]:
-    """Read a CSV/TSV/Parquet of reviews, rate every row, write the table with its ratings."""
+               batch_size: int = BATCH, ingest: IngestConfig | None = None) -> dict[str, Any]:
+    """Read a CSV/TSV/Parquet of reviews (written as `ingest` says: encoding, separator, quoting),
+    rate every row, write the table with its ratings."""
     from reviewlstm.ingest import read_table
 
     output_format(output)  # a bad output name fails before any work
-    table = read_table(source)
+    table = read_table(source, ingest)
     rated = predict_table(predictor, table, text_columns, str(source), batch_size)
     write_table(rated, output)
     counts = rated["predicted_rating"].value_counts().sort("predicted_rating")

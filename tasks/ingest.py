@@ -10,7 +10,7 @@ from tasks.stage import output, stage_task
 def ingest(raw: Record, cfg: IngestConfig, data_dir: str) -> Record:
     """Read the reviews CSV/TSV/Parquet, validate text and label columns, store as Parquet."""
     with output("ingest", data_dir, raw=raw, cfg=cfg) as out:
-        reviews = lib.reviews(lib.read_table(raw["path"]), cfg, source=raw["path"])
+        reviews = lib.reviews(lib.read_table(raw["path"], cfg), cfg, source=raw["path"])
         out.parquet("reviews.parquet", reviews)
         out.figures = lib.figures(reviews)
     return out.record

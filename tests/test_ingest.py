@@ -23,7 +23,7 @@ HEAD = "Title,Review Text,Rating\r\n"
 
 
 def load(path: Path, cfg: IngestConfig | None = None) -> pl.DataFrame:
-    return ingest.reviews(ingest.read_table(path), cfg or IngestConfig(), source=str(path))
+    return ingest.reviews(ingest.read_table(path, cfg), cfg or IngestConfig(), source=str(path))
 
 
 def write(path: Path, data: bytes | str) -> Path:
@@ -317,3 +317,38 @@ def test_messages_name_the_source_given_to_reviews():
     table = pl.DataFrame({"Title": ["a"], "Review Text": ["b"], "Rating": ["9"]})
     with pytest.raises(InputError, match=r"^upload-17: row 1, column 'Rating': rating 9 is outside 1\.\.5$"):
         ingest.reviews(table, IngestConfig(), source="upload-17")
+
+
+# Exports as spreadsheets and third-party tools write them (issue 19)
+
+def test_a_tsv_with_a_quote_that_never_closes_reads_it_as_text(tmp_path):
+    path = write(tmp_path / "r.tsv", 'Title\tReview Text\tRating\n"Great\tlove the 5" heels\t5\nMeh\tok\t3\n')
+    out = load(path)
+    assert out["text"].to_list() == ['"Great love the 5" heels', "Meh ok"] and out["label"].to_list() == [4, 2]
+    assert "ingest.quote=none" in input_error(path, IngestConfig(quote="double"))  # the setting that reads it
+
+
+def test_a_latin1_export_reads_with_its_encoding_and_is_named_without_it(tmp_path):
+    path = write(tmp_path / "r.csv", "Title,Review Text,Rating\nCaf\u00e9,na\u00efve fit \u00a3,5\n".encode("latin-1"))
+    assert load(path, IngestConfig(encoding="latin-1"))["text"].to_list() == ["Caf\u00e9 na\u00efve fit \u00a3"]
+    assert load(path, IngestConfig(encoding="cp1252"))["text"].to_list() == ["Caf\u00e9 na\u00efve fit \u00a3"]
+    line = input_error(path)
+    assert "line 2" in line and "not UTF-8" in line and "ingest.encoding" in line
+    utf16 = write(tmp_path / "u.csv", "\ufeffTitle,Review Text,Rating\nOk,fine,4\n".encode("utf-16"))
+    assert load(utf16, IngestConfig(encoding="utf-16"))["label"].to_list() == [3]
+    odd = write(tmp_path / "odd.csv", "\ufeffTitle,Review Text,Rating\n".encode("utf-16") + b"\x00")  # half a character
+    assert "not utf-16" in input_error(odd, IngestConfig(encoding="utf-16"))
+
+
+@pytest.mark.parametrize("sep", [";", "|", "\t"])
+def test_the_separator_is_found_in_the_header(tmp_path, sep):
+    path = write(tmp_path / "r.csv", f"Title{sep}Review Text{sep}Rating\nNice, soft{sep}fits{sep}5\n")
+    assert load(path)["text"].to_list() == ["Nice, soft fits"]
+    assert load(path, IngestConfig(separator=sep))["label"].to_list() == [4]
+
+
+def test_bad_ingest_settings_are_refused():
+    with pytest.raises(ValueError, match="unknown encoding 'latin-9x'"):
+        IngestConfig(encoding="latin-9x")
+    with pytest.raises(ValueError, match="expected one character"):
+        IngestConfig(separator=";;")
