@@ -109,7 +109,7 @@ def parser() -> argparse.ArgumentParser:
 
 def load_config(args: argparse.Namespace):
     """The profile or config file, with --set overrides applied and validated."""
-    from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, only_variants, profile
+    from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, only_variants, profile, settings_error, with_overrides
     from pydantic import ValidationError
 
     try:
@@ -123,40 +123,18 @@ def load_config(args: argparse.Namespace):
                                  "PipelineConfig settings") from None
         else:
             cfg = profile(args.profile or DEFAULT_PROFILE)
-        data = cfg.model_dump()
+        overrides = {}
         for item in args.set:
             key, sep, value = item.partition("=")
             if not sep:
                 raise InputError(f"--set {item!r}: expected KEY=VALUE, e.g. prune.min_count=3")
-            _assign(data, key.split("."), value, item)
-        return only_variants(PipelineConfig.model_validate(data), args.variant)
+            overrides[key] = value
+        cfg = with_overrides(cfg, overrides) if overrides else cfg
+        return only_variants(cfg, args.variant)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = list(err["loc"])
-        if len(loc) > 2 and loc[0] == "variants" and loc[2] in ("lstm", "baseline", "ensemble"):
-            del loc[2]  # the model kind pydantic tried: the variant's name already says which
-        msg = err["msg"].removeprefix("Value error, ")
-        if not loc:  # a check across sections: its message names the setting
-            raise InputError(f"{args.config or 'settings'}: {msg}") from None
-        raise InputError(f"{args.config or 'settings'}: {'.'.join(str(x) for x in loc)}: {msg}") from None
+        raise InputError(settings_error(e, args.config or "settings")) from None
     except ValueError as e:
         raise InputError(str(e)) from None
-
-
-def _assign(data: dict, path: list[str], value: str, item: str) -> None:
-    node = data
-    if len(path) > 2 and path[0] == "variants" and path[1] not in data["variants"]:
-        raise InputError(f"--set {item!r}: no variant {path[1]!r}; valid: {', '.join(data['variants'])}")
-    for part in path[:-1]:
-        if not isinstance(node, dict) or part not in node:
-            raise InputError(f"--set {item!r}: no setting {'.'.join(path)!r}")
-        node = node[part]
-    if not isinstance(node, dict) or path[-1] not in node:
-        raise InputError(f"--set {item!r}: no setting {'.'.join(path)!r}")
-    try:
-        node[path[-1]] = json.loads(value)
-    except ValueError:
-        node[path[-1]] = value  # a bare string
 
 
 def _table(rows: list[list[Any]], header: list[str]) -> str:

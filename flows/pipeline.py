@@ -12,7 +12,9 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.plan import PLAIN_STAGES, Stage, Step, parallel_trains, plan, resolve_config, sources, summary
-from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, only_variants
+from pydantic import ValidationError
+
+from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, ProfileName, only_variants, settings_error, with_overrides
 from reviewlstm.errors import InputError
 from reviewlstm.storage import Record, verify
 from reviewlstm.worker import kill_children
@@ -41,7 +43,8 @@ TASKS = {"ingest": ingest, "clean": clean, "tokenize": tokenize, "prune": prune,
 def pipeline(
     raw: str | None = None,
     data_dir: str = "data",
-    profile: str = DEFAULT_PROFILE,
+    profile: ProfileName = DEFAULT_PROFILE,
+    overrides: dict[str, Any] | None = None,
     config: PipelineConfig | None = None,
     until: Stage = "evaluate",
     force: list[str] | None = None,
@@ -50,11 +53,24 @@ def pipeline(
 ) -> dict[str, Any]:
     """Run every stage up to `until`; stages whose inputs, settings and code match run from cache.
 
-    `variants`: only these model variants of the config (default: all). `promote`: after
-    evaluate, make the best variant the champion if it beats the current one (registry.json).
+    Args:
+        raw: The reviews file (CSV, TSV or Parquet); empty: the one table in `<data_dir>/raw/`,
+            else the shared copy of the data set.
+        data_dir: The folder that holds every stage's output, the registry and the champion.
+        profile: The named settings to start from: `best` (the default model), `article` (the
+            study's four LSTMs and the baseline) or `quick` (the article's models, a few epochs).
+        overrides: Settings to change on top of the profile, as `--set` takes them: dotted name to
+            value, e.g. {"prune.min_count": 3, "variants.bilstm.hidden_dim": 64}.
+        config: A whole PipelineConfig instead of the profile (every setting; overrides still apply).
+        until: The last stage to run.
+        force: Stages to compute again even where their output is cached.
+        variants: Only these variants of the profile (and an ensemble's members); empty: all.
+        promote: After evaluate, make the best variant the champion if it beats the current one.
     """
     try:
-        cfg = only_variants(resolve_config(profile, config), variants)
+        cfg = only_variants(with_overrides(resolve_config(profile, config), overrides or {}, "overrides"), variants)
+    except ValidationError as e:
+        raise InputError(settings_error(e, "overrides" if overrides else "config")) from None
     except ValueError as e:
         raise InputError(str(e)) from None
     try:

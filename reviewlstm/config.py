@@ -375,6 +375,43 @@ def best() -> PipelineConfig:
 
 PROFILES = {"article": article, "quick": quick, "best": best}
 DEFAULT_PROFILE = "best"
+ProfileName = Literal["best", "article", "quick"]  # PROFILES' names, as a choice in the UI's run form
+
+
+def settings_error(e: Any, source: str) -> str:
+    """A pydantic ValidationError of settings as one line: where (source), which setting, what."""
+    err = e.errors()[0]
+    loc = list(err["loc"])
+    if len(loc) > 2 and loc[0] == "variants" and loc[2] in ("lstm", "baseline", "ensemble"):
+        del loc[2]  # the model kind pydantic tried: the variant's name already says which
+    msg = err["msg"].removeprefix("Value error, ")
+    if not loc:  # a check across sections: its message names the setting
+        return f"{source}: {msg}"
+    return f"{source}: {'.'.join(str(x) for x in loc)}: {msg}"
+
+
+def with_overrides(cfg: PipelineConfig, overrides: dict[str, Any], source: str = "--set") -> PipelineConfig:
+    """cfg with dotted settings replaced ({"prune.min_count": 3, "variants.bilstm.hidden_dim": "64"}),
+    validated as a whole. A string is read as JSON when it is JSON ("3", "[1, 2]"), else kept as
+    text: what --set KEY=VALUE takes. ValueError names the setting; pydantic's errors pass on."""
+    import json
+
+    data = cfg.model_dump()
+    for key, value in overrides.items():
+        path, node = key.split("."), data
+        if len(path) > 2 and path[0] == "variants" and path[1] not in data["variants"]:
+            raise ValueError(f"{source} {key!r}: no variant {path[1]!r}; valid: {', '.join(data['variants'])}")
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or path[-1] not in node:
+            raise ValueError(f"{source} {key!r}: no setting {key!r}")
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass  # a bare string
+        node[path[-1]] = value
+    return PipelineConfig.model_validate(data)
 
 
 def profile(name: str) -> PipelineConfig:

@@ -125,3 +125,11 @@ def test_settings_that_cannot_train_stop_before_anything_runs(prefect_server, sa
     for word in words:
         assert word in line, line
     assert not data_dir.exists() or not any(data_dir.rglob("*"))
+
+
+def test_the_run_forms_profile_choice_is_every_profile():
+    import typing
+
+    from reviewlstm.config import PROFILES, ProfileName
+
+    assert sorted(typing.get_args(ProfileName)) == sorted(PROFILES)

@@ -135,3 +135,23 @@ def test_retraining_through_the_api_promotes_a_champion_that_predicts(deployed, 
     assert [r["text"] for r in data] == ["Love this dress", "Cheap fabric"]
     assert all(r["rating"] in {1, 2, 3, 4, 5} for r in data)
     assert json.loads((data_dir / "registry.json").read_text()) == registry  # predicting changes no registry
+
+
+def test_an_override_through_the_api_trains_the_profiles_model_with_that_one_change(deployed, tmp_path):
+    """What the run form sends: a profile, and one setting in `overrides` on top of it."""
+    from prefect.deployments import run_deployment
+
+    from reviewlstm.config import profile
+
+    raw = write_reviews(tmp_path / "reviews.csv", SAMPLE * 3)
+    run = run_deployment("reviewlstm-pipeline/train", timeout=240, parameters={
+        "profile": "quick", "overrides": {"variants.fixed.hidden_dim": 7, "train.threads": 1},
+        "variants": ["fixed"], "raw": str(raw), "data_dir": str(tmp_path / "data")})
+    assert run.state.is_completed(), (run.state, run.state.message)
+    (model,) = [json.loads(p.read_text()) for p in (tmp_path / "data").glob("08_models/*/model.json")]
+    want = profile("quick").variants["fixed"].model_dump(mode="json") | {"hidden_dim": 7}
+    assert model["config"] == want
+    bad = run_deployment("reviewlstm-pipeline/train", timeout=120, parameters={
+        "profile": "quick", "overrides": {"variants.fixed.hiden_dim": 7}, "raw": str(raw), "data_dir": str(tmp_path / "bad")})
+    assert bad.state.is_failed() and "no setting 'variants.fixed.hiden_dim'" in bad.state.message
+    assert not (tmp_path / "bad").exists()
