@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,31 +16,36 @@ from tasks.stage import folder_key, output, stage_task
 
 
 
-class Progress:
-    """Training progress in the Prefect UI (a progress artifact) and on a terminal.
+def epoch_line(name: str, row: dict, epochs: int, seconds: float) -> str:
+    """One epoch of a history row as a log line: losses, the validation metrics, its seconds."""
+    losses = [f"{k.replace('_', ' ')} {row[k]:.4f}" for k in ("train_loss", "holdout_loss", "valid_loss") if k in row]
+    metrics = [f"{k} {row[k]:.4f}" for k in ("accuracy", "rmse_expected", "macro_f1") if k in row] or [f"rmse {row['rmse']:.4f}"]
+    return f"{name}: epoch {row['epoch']}/{epochs}, {', '.join(losses + metrics)}, {seconds:.1f} s"
 
-    Variants train at the same time, so the terminal gets whole lines (one per tenth of the
-    epochs), not a bar redrawn in place that the others would overwrite.
-    """
+
+class Progress:
+    """Training progress, epoch by epoch: a line in the run's logs (the Prefect UI), the same line
+    on a terminal, and a progress artifact. Variants train at the same time, so the terminal gets
+    whole lines, not a bar redrawn in place that the others would overwrite."""
 
     def __init__(self, name: str, epochs: int) -> None:
         from prefect.artifacts import create_progress_artifact
 
-        self.name, self.epochs, self.shown = name, max(epochs, 1), 0
+        self.name, self.epochs, self.last = name, max(epochs, 1), time.monotonic()
         self.artifact = create_progress_artifact(0.0, key=f"train-{name.lower().replace('_', '-')}", description=f"training {name}")
         self.tty = sys.stderr.isatty()
 
     def __call__(self, row: dict) -> None:
+        from prefect import get_run_logger
         from prefect.artifacts import update_progress_artifact
 
-        done = 100.0 * row["epoch"] / self.epochs
-        update_progress_artifact(self.artifact, done)
-        if self.tty and (int(done // 10) > self.shown or row["epoch"] == 1):
-            self.shown = int(done // 10)
-            metric = f"acc {row['accuracy']:.3f}" if "macro_f1" in row and "rmse_expected" in row else f"rmse {row['rmse']:.3f}"
-            bar = "#" * int(done // 5)
-            print(f"{self.name:>12} [{bar:<20}] {row['epoch']}/{self.epochs} loss {row['train_loss']:.3f} {metric}",
-                  file=sys.stderr, flush=True)
+        update_progress_artifact(self.artifact, 100.0 * row["epoch"] / self.epochs)
+        now = time.monotonic()
+        line = epoch_line(self.name, row, self.epochs, now - self.last)
+        self.last = now
+        get_run_logger().info(line)
+        if self.tty:  # the command keeps Prefect's console quiet; a terminal still sees each epoch
+            print(line, file=sys.stderr, flush=True)
 
     def finish(self) -> None:
         """Early stopping ends before the last planned epoch: the work is done all the same."""

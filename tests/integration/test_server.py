@@ -151,6 +151,15 @@ def test_an_override_through_the_api_trains_the_profiles_model_with_that_one_cha
     (model,) = [json.loads(p.read_text()) for p in (tmp_path / "data").glob("08_models/*/model.json")]
     want = profile("quick").variants["fixed"].model_dump(mode="json") | {"hidden_dim": 7}
     assert model["config"] == want
+    # the run's logs hold one line per epoch
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        logs = [log.message for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
+    epochs = [m for m in logs if m.startswith("fixed: epoch ")]
+    assert [m.split(",")[0] for m in epochs] == ["fixed: epoch 1/3", "fixed: epoch 2/3", "fixed: epoch 3/3"], logs
+    assert all("train loss" in m and "accuracy" in m and m.endswith(" s") for m in epochs)
     bad = run_deployment("reviewlstm-pipeline/train", timeout=120, parameters={
         "profile": "quick", "overrides": {"variants.fixed.hiden_dim": 7}, "raw": str(raw), "data_dir": str(tmp_path / "bad")})
     assert bad.state.is_failed() and "no setting 'variants.fixed.hiden_dim'" in bad.state.message
