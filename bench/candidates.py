@@ -84,11 +84,25 @@ def pretrained(lm: dict, d: dict, seed: int, threads: int) -> tuple[dict, dict]:
     return state, info
 
 
-def train_candidate(cfg, d: dict, seed: int, threads: int, lm: dict | None = None) -> tuple[np.ndarray, dict]:
+def teacher_probs(teacher: dict[str, float]) -> np.ndarray:
+    """A weighted mean of saved candidates' probabilities on the fit rows (--save-fit)."""
+    return sum(w * np.load(OUT / "fit" / f"{n}.npy").astype(np.float64) for n, w in teacher.items()) / sum(teacher.values())
+
+
+def train_candidate(cfg, d: dict, seed: int, threads: int, lm: dict | None = None, save_fit: str | None = None,
+                    teacher: dict | None = None, teacher_weight: float = 0.5) -> tuple[np.ndarray, dict]:
     if cfg.kind == "baseline":
         from reviewlstm import baseline
 
         model = baseline.fit(cfg, d["fit_texts"], d["fit"].labels, 5)
+        if save_fit:  # out-of-fold probabilities on the fit rows: a teacher that has not seen the row
+            fold = np.random.default_rng(0).permutation(len(d["fit"])) % 5
+            fit = np.zeros((len(d["fit"]), 5))
+            for k in range(5):
+                part = baseline.fit(cfg, [t for t, f in zip(d["fit_texts"], fold) if f != k], d["fit"].labels[fold != k], 5)
+                fit[fold == k] = part.proba([t for t, f in zip(d["fit_texts"], fold) if f == k])
+            (OUT / "fit").mkdir(exist_ok=True)
+            np.save(OUT / "fit" / f"{save_fit}.npy", fit.astype(np.float32))
         return model.proba(d["tune_texts"]), {}
     from reviewlstm.models import ReviewLSTM
     from reviewlstm.train import predict_proba, train_model
@@ -96,11 +110,15 @@ def train_candidate(cfg, d: dict, seed: int, threads: int, lm: dict | None = Non
     encoder, info = pretrained(lm, d, seed, threads) if lm is not None else (None, {})
     started = time.perf_counter()
     state, history = train_model(cfg, d["fit"], d["tune"], d["vocab_size"], seed=seed + cfg.seed, threads=threads,
-                                 embeddings=d["glove"], encoder=encoder)
+                                 embeddings=d["glove"], encoder=encoder,
+                                 teacher=teacher_probs(teacher) if teacher else None, teacher_weight=teacher_weight)
     info["fine_tune_seconds"] = round(time.perf_counter() - started, 1)
     model = ReviewLSTM(cfg, d["vocab_size"])
     model.load_state_dict(state)
     kept = next((r["epoch"] for r in history if r.get("kept")), len(history))
+    if save_fit:  # in-sample: the LSTM trained on 90% of these rows
+        (OUT / "fit").mkdir(exist_ok=True)
+        np.save(OUT / "fit" / f"{save_fit}.npy", predict_proba(model, d["fit"]).astype(np.float32))
     return predict_proba(model, d["tune"]), {**info, "epochs": len(history), "kept_epoch": kept}
 
 
@@ -117,6 +135,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--combine", metavar="LSTM,LSTM,...", help="saved LSTM candidates (NAME-sSEED) to ensemble")
     ap.add_argument("--baseline", default="baseline-s0", help="with --combine: the saved baseline candidate")
+    ap.add_argument("--save-fit", action="store_true", help="also save the fit rows' probabilities (a teacher's)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.combine:
@@ -132,15 +151,18 @@ def main() -> None:
         name, spec = item.split("=", 1)
         spec = json.loads(spec)
         lm = spec.pop("lm", None)  # LMConfig: pretrain the encoder, then embeddings="pretrained"
+        teacher, teacher_weight = spec.pop("teacher", None), spec.pop("teacher_weight", 0.5)  # distillation
         variant = spec if spec.get("kind", "lstm") != "lstm" else {**base, **spec, **({"embeddings": "pretrained"} if lm else {})}
         cfg = PipelineConfig.model_validate({"variants": {name: variant}, **({"pretrain": lm} if lm else {})}).variants[name]
         for seed in args.seeds if cfg.kind == "lstm" else [0]:
             started = time.perf_counter()
-            probs, info = train_candidate(cfg, d, seed, args.threads, lm)
+            probs, info = train_candidate(cfg, d, seed, args.threads, lm, f"{name}-s{seed}" if args.save_fit else None,
+                                          teacher, teacher_weight)
             seconds = time.perf_counter() - started
             np.save(OUT / f"{name}-s{seed}.npy", probs.astype(np.float32))
             m = {k: round(v, 4) for k, v in classification_metrics(d["tune"].labels, probs).items() if k != "confusion"}
-            line = {"name": name, "candidate": {**spec, **({"lm": lm} if lm else {})}, "seed": seed, "profile": args.profile, "set": args.set,
+            line = {"name": name, "candidate": {**spec, **({"lm": lm} if lm else {}),
+                                                **({"teacher": teacher, "teacher_weight": teacher_weight} if teacher else {})}, "seed": seed, "profile": args.profile, "set": args.set,
                     "threads": args.threads, "seconds": round(seconds, 1), **info, "tune": m}
             print(f"{name} seed {seed}: {shown(m)} | {seconds:.0f} s {info}", flush=True)
             with open(OUT.parent / "candidates.jsonl", "a") as f:

@@ -7,7 +7,9 @@ those two; this checkout's copy gets the ONNX export a promotion by this version
 (registry._export_lstms: the champion was promoted before it existed). Measured as a user types
 it, a new process each time (`python -m flows.cli predict ...`, run in each checkout): one review
 (median and range of --reps), and file to file on the first real reviews repeated to --reviews
-(best of 2). The ratings of both sides are compared row by row.
+(best of 2). The ratings of both sides are compared row by row. Then in this process, scoring
+only (text in, probabilities out, best of 2): the champion and each of its LSTMs through torch
+(the copy without the export) and through ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -81,9 +83,32 @@ def main() -> None:
     probs = [c for c in a.columns if c.startswith("p_")]
     result["ratings_differ"] = int((a["predicted_rating"] != b["predicted_rating"]).sum())
     result["max_probability_difference"] = float(np.abs(a.select(probs).to_numpy() - b.select(probs).to_numpy()).max())
+    result["in_process"] = in_process(work, table)
     print(json.dumps(result, indent=1))
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     shutil.rmtree(work)
+
+
+def in_process(work: Path, table: pl.DataFrame) -> dict:
+    from reviewlstm.predict import Predictor, load_bundle, review_texts
+
+    texts = review_texts(table, ["Title", "Review Text"], "reviews")
+    rates: dict = {}
+    for side, runtime in (("before", "torch"), ("now", "onnxruntime")):
+        champion = load_bundle(registry.champion_bundle(work / side)[1])
+        lstms = {n: m for n, m in getattr(champion, "members", {"champion": champion}).items() if isinstance(m, Predictor)}
+        for name, predictor in {"champion": champion, **lstms}.items():
+            predictor.scores(texts[:2000])  # warm
+            best = min(timed_call(predictor.scores, texts) for _ in range(2))
+            rates.setdefault(name, {})[runtime] = round(len(texts) / best)
+            print(name, runtime, rates[name][runtime], "reviews/s", flush=True)
+    return rates
+
+
+def timed_call(fn, texts: list[str]) -> float:
+    started = time.perf_counter()
+    fn(texts)
+    return time.perf_counter() - started
 
 
 if __name__ == "__main__":

@@ -113,8 +113,10 @@ def _loss(out: torch.Tensor, target: torch.Tensor, regress: bool, expected_weigh
         return F.mse_loss(out, target.float())
     loss = F.cross_entropy(out, target)
     if expected_weight:  # RMSE is measured on the expected rating: train it too
-        expected = out.softmax(-1) @ torch.arange(out.shape[-1], dtype=out.dtype, device=out.device)
-        loss = loss + expected_weight * F.mse_loss(expected, target.to(out.dtype))
+        scale = torch.arange(out.shape[-1], dtype=out.dtype, device=out.device)
+        expected = out.softmax(-1) @ scale
+        rating = target @ scale if target.ndim == 2 else target.to(out.dtype)  # soft targets: their expectation
+        loss = loss + expected_weight * F.mse_loss(expected, rating)
     return loss
 
 
@@ -172,6 +174,8 @@ def train_model(
     on_epoch: Callable[[dict], None] | None = None,
     checkpoint: Path | None = None,
     encoder: dict[str, torch.Tensor] | None = None,
+    teacher: np.ndarray | None = None,
+    teacher_weight: float = 0.5,
 ) -> tuple[dict[str, torch.Tensor], list[dict]]:
     """Train one variant; returns (state_dict on CPU, one history row per epoch).
 
@@ -199,9 +203,13 @@ def train_model(
         torch.manual_seed(seed)  # initial weights and dropout masks
         shuffle = torch.Generator().manual_seed(seed)
         model = build_model(cfg, vocab_size, num_classes, embeddings, encoder).to(dev)
+        kept_rows = _hold_out_rows(len(train), cfg.holdout, seed)
         train, holdout = _hold_out(train, cfg.holdout, seed)
         ids, lengths = torch.from_numpy(train.ids).to(dev), torch.from_numpy(train.lengths).to(dev)
         labels = torch.from_numpy(train.labels).to(dev)
+        if teacher is not None:  # distillation: the labels mixed with a teacher's probabilities
+            soft = torch.from_numpy(np.asarray(teacher, dtype=np.float32)[kept_rows]).to(dev)
+            labels = (1 - teacher_weight) * F.one_hot(labels, num_classes).float() + teacher_weight * soft
         n, bs, weight = len(train), cfg.batch_size, cfg.expected_weight
         eval_bs = min(bs, cfg.micro_batch or bs)  # inference too holds a whole batch's activations
         best = {"loss": float("inf"), "epoch": 0, "state": None}  # early stopping's best epoch
@@ -281,6 +289,14 @@ def _unfreeze(named: list[tuple[str, torch.Tensor]], epoch: int) -> None:
     frozen = ENCODER if epoch == 1 else ("embedding.",) if epoch == 2 else ()
     for k, p in named:
         p.requires_grad_(not k.startswith(frozen))
+
+
+def _hold_out_rows(n: int, fraction: float, seed: int) -> np.ndarray:
+    """The rows _hold_out trains on."""
+    if not fraction:
+        return np.arange(n)
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[int(round(n * fraction)):])
 
 
 def _hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:

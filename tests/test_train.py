@@ -189,3 +189,16 @@ def test_gradual_unfreezing_trains_the_head_alone_first():
         assert torch.equal(value, initial[key]) != key.startswith("head."), key
     two, _ = train_model(cfg.model_copy(update={"rounds": [Round(epochs=3, lr=0.02)]}), TRAIN, VALID, VOCAB, seed=5, threads=1)
     assert not torch.equal(two["embedding.weight"], initial["embedding.weight"])  # by epoch 3 everything trains
+
+
+def test_a_teacher_mixes_its_probabilities_into_the_targets():
+    """Distillation (bench/candidates.py): a teacher that gives the labels themselves trains the
+    model the labels train; another teacher trains another model."""
+    cfg = small(expected_weight=0.5, holdout=0.2)
+    train, valid = task(200, 0), task(60, 1)
+    plain, _ = train_model(cfg, train, valid, VOCAB, seed=0, threads=1)
+    same, _ = train_model(cfg, train, valid, VOCAB, seed=0, threads=1, teacher=np.eye(5)[train.labels], teacher_weight=0.7)
+    for k in plain:
+        torch.testing.assert_close(same[k], plain[k], rtol=0, atol=1e-5)
+    uniform, _ = train_model(cfg, train, valid, VOCAB, seed=0, threads=1, teacher=np.full((200, 5), 0.2), teacher_weight=0.7)
+    assert not torch.allclose(uniform["head.weight"], plain["head.weight"], atol=1e-3)
