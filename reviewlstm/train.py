@@ -388,9 +388,12 @@ def load_model(
     path = Path(state_dict_path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # torch's message advises weights_only=False: never here
-        raise InputError(f"{path}: holds Python objects besides tensors, which are not loaded (loading them could "
-                         "run code); expected the state_dict the train stage saves") from None
+    except pickle.UnpicklingError as exc:  # torch's message advises weights_only=False: never here
+        if "global" in str(exc).lower():  # "Unsupported global", "unsupported GLOBAL ... is blocked"
+            raise InputError(f"{path}: holds Python objects besides tensors, which are not loaded (loading them "
+                             "could run code); expected the state_dict the train stage saves") from None
+        raise InputError(f"{path}: cannot load model weights (not a file torch.save wrote); expected the state_dict "
+                         "the train stage saves") from None
     except Exception as exc:  # missing, truncated, not a torch file
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: cannot load model weights ({reason})") from None

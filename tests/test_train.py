@@ -202,3 +202,10 @@ def test_a_teacher_mixes_its_probabilities_into_the_targets():
         torch.testing.assert_close(same[k], plain[k], rtol=0, atol=1e-5)
     uniform, _ = train_model(cfg, train, valid, VOCAB, seed=0, threads=1, teacher=np.full((200, 5), 0.2), teacher_weight=0.7)
     assert not torch.allclose(uniform["head.weight"], plain["head.weight"], atol=1e-3)
+
+
+def test_an_unreadable_weights_file_gets_no_advice_to_load_it_unsafely(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(InputError) as info:
+        load_model(small(), VOCAB, tmp_path / "junk.pt")
+    assert "not a file torch.save wrote" in str(info.value) and "weights_only" not in str(info.value)
