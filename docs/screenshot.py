@@ -7,6 +7,10 @@ headless Chromium screenshots (the flow run page with its task graph and artifac
 artifact) and stacks them into one PNG.
 
     .venv/bin/python docs/screenshot.py [--raw FILE] [--epochs 2] [--out docs/ui-retraining-run.png]
+    .venv/bin/python docs/screenshot.py --form [--out docs/ui-run-form.png]
+
+--form: the deployment's custom-run form (its parameters and their descriptions), and the
+Parameters tab of a run submitted with one setting in `overrides` (up to prune: seconds).
 
 Needs Debian's `chromium` (apt-get install -y chromium).
 """
@@ -62,18 +66,21 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", default=str(ROOT.parent / "shared" / "data" / "womens_clothing_reviews.csv"))
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--out", default=str(ROOT / "docs" / "ui-retraining-run.png"))
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--form", action="store_true", help="the run form and a run with an override")
     args = ap.parse_args()
+    args.out = args.out or str(ROOT / "docs" / ("ui-run-form.png" if args.form else "ui-retraining-run.png"))
 
     work = Path(tempfile.mkdtemp(prefix="reviewlstm-shot-"))
     os.environ["PREFECT_HOME"] = str(work / "prefect-home")  # a server of its own, not the project's
     from flows import ui
-    from reviewlstm.config import Round, profile
+    from reviewlstm.config import ModelConfig, Round, profile
 
     cfg = profile("quick")
     cfg.profile = f"article variants, {args.epochs} epochs"
     for variant in cfg.variants.values():
-        variant.rounds = [Round(epochs=args.epochs, lr=variant.rounds[0].lr)]
+        if isinstance(variant, ModelConfig):  # the baseline has no epochs
+            variant.rounds = [Round(epochs=args.epochs, lr=variant.rounds[0].lr)]
     cfg.train.threads = 1  # a light load on a shared machine
 
     port = free_port()
@@ -84,6 +91,9 @@ def main() -> None:
         from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
         from prefect.deployments import run_deployment
 
+        if args.form:
+            form(url, args, work)
+            return
         run = run_deployment("reviewlstm-pipeline/weekly-retraining", timeout=900,
                              parameters={"config": cfg.model_dump(mode="json"), "raw": args.raw,
                                          "data_dir": str(work / "data")})
@@ -100,6 +110,24 @@ def main() -> None:
     finally:
         stack.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def form(url: str, args: argparse.Namespace, work: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("reviewlstm-pipeline/weekly-retraining")
+    run = run_deployment("reviewlstm-pipeline/weekly-retraining", timeout=300, parameters={
+        "profile": "quick", "overrides": {"prune.min_count": 3}, "until": "prune", "raw": args.raw,
+        "data_dir": str(work / "data")})
+    print(f"flow run {run.name}: {run.state.name}", flush=True)
+    if not run.state.is_completed():
+        sys.exit(f"the run did not complete: {run.state.message}; logs in {work / 'logs'}")
+    form_png = shoot(f"{url}/deployments/deployment/{deployment.id}/run", work / "form.png", (1400, 1900), work / "chrome")
+    params_png = shoot(f"{url}/runs/flow-run/{run.id}?tab=Parameters", work / "params.png", (1400, 1400), work / "chrome")
+    stack_images([(form_png, 1700), (params_png, 880)], Path(args.out))
+    print(f"wrote {args.out}", flush=True)
 
 
 if __name__ == "__main__":
