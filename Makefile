@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 UI_PORT ?= 4200
 
-.PHONY: install run test bench clean-data ui
+.PHONY: install run test test-fast clean-data ui
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,9 @@ run: install  ## the main job: the full pipeline on the real data
 
 test: install  ## every test, including the end-to-end run on ../shared/data
 	$(BIN)/python -m pytest -q
+
+test-fast: install  ## the library tests and one quick end-to-end run: about 2 minutes
+	$(BIN)/python -m pytest -q -m "not server or quick_e2e"
 
 ui: install  ## the Prefect UI: server on 127.0.0.1:$(UI_PORT), work pool, deployments, worker; Ctrl-C stops them
 	$(BIN)/reviewlstm ui --port $(UI_PORT)

@@ -101,3 +101,12 @@ SAMPLE = [
 @pytest.fixture
 def sample_csv(tmp_path) -> Path:
     return write_reviews(tmp_path / "reviews.csv", SAMPLE * 3)
+
+
+def pytest_collection_modifyitems(items):
+    """`server`: the tests that start a Prefect server or the whole reliability battery; `make
+    test-fast` leaves them out, `make test` (CI) runs everything."""
+    for item in items:
+        path = str(item.path)
+        if "prefect_server" in item.fixturenames or "/integration/" in path or "/reliability/" in path:
+            item.add_marker(pytest.mark.server)

@@ -211,6 +211,7 @@ def test_tuning_split_of_the_real_data_is_disjoint_from_its_validation_split():
     assert len(tune) == round(0.2 * len(train_rows))
 
 
+@pytest.mark.quick_e2e
 @pytest.mark.parametrize("variant", ["tiny", "baseline", "ens"])
 def test_predict_model_finds_each_kind_the_run_trained(trained, prefect_server, tmp_path, variant):
     summary, raw, data_dir = trained
