@@ -29,5 +29,5 @@ test-fast: install  ## the library tests and one quick end-to-end run: about 2 m
 ui: install  ## the Prefect UI: server on 127.0.0.1:$(UI_PORT), work pool, deployments, worker; Ctrl-C stops them
 	$(BIN)/reviewlstm ui --port $(UI_PORT)
 
-clean-data:  ## remove every stage output and Prefect's project-local home
-	rm -rf data/0* data/1* .prefect
+clean-data:  ## remove every stage output and Prefect's project-local home (data/01_raw stays)
+	rm -rf data/0[2-9]* data/1* .prefect

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from reviewlstm.errors import InputError, os_error_code
-
-STAGE_NAMES = ("ingest", "clean", "tokenize", "prune", "encode", "glove", "pretrain", "train", "evaluate")
+from reviewlstm.layers import STAGES
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--raw", help="reviews CSV/TSV/Parquet (default: $REVIEWLSTM_RAW, data/raw/, ../shared/data/)")
+    p.add_argument("--raw", help="reviews CSV/TSV/Parquet (default: $REVIEWLSTM_RAW, data/01_raw/, ../shared/data/)")
     p.add_argument("--data-dir", default="data", help="where stage outputs live (default: data)")
     p.add_argument("--profile", default=None, help="named settings: best (the default), article (the study), quick (a smoke run)")
     p.add_argument("--config", help="a JSON file with a full PipelineConfig (overrides --profile)")
@@ -86,10 +85,10 @@ def parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the pipeline (cached stages are reused)")
     _common(run)
-    run.add_argument("--until", choices=STAGE_NAMES, default=STAGE_NAMES[-1], help="last stage to run")
+    run.add_argument("--until", choices=STAGES, default=STAGES[-1], help="last stage to run")
     _runner(run)
     stage = sub.add_parser("stage", help="run one stage now; its inputs come from cache or are computed")
-    stage.add_argument("name", choices=STAGE_NAMES)
+    stage.add_argument("name", choices=STAGES)
     _common(stage)
     _runner(stage)
     status = sub.add_parser("status", help="list each stage as fresh or stale, running nothing")

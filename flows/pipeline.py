@@ -54,7 +54,7 @@ def pipeline(
     """Run every stage up to `until`; stages whose inputs, settings and code match run from cache.
 
     Args:
-        raw: The reviews file (CSV, TSV or Parquet); empty: the one table in `<data_dir>/raw/`,
+        raw: The reviews file (CSV, TSV or Parquet); empty: the one table in `<data_dir>/01_raw/`,
             else the shared copy of the data set.
         data_dir: The folder that holds every stage's output, the registry and the champion.
         profile: The named settings to start from: `best` (the default model), `article` (the

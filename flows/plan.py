@@ -14,12 +14,12 @@ from reviewlstm.cores import available_cores
 from reviewlstm.errors import InputError
 from reviewlstm.memory import check_fits
 from reviewlstm.paths import find_raw, glove_record, raw_record
+from reviewlstm.layers import STAGES
 from reviewlstm.storage import Record
 
-STAGES = ("ingest", "clean", "tokenize", "prune", "encode", "glove", "pretrain", "train", "evaluate")
 # stages whose tasks use nothing of Prefect's but its task runs: flows.pipeline.run_plain may run them
 PLAIN_STAGES = ("ingest", "clean", "tokenize", "prune", "encode", "glove")
-Stage = Literal["ingest", "clean", "tokenize", "prune", "encode", "glove", "pretrain", "train", "evaluate"]
+Stage = Literal[STAGES]  # a choice in the UI's run form
 
 
 @dataclass

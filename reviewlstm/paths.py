@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from reviewlstm.errors import InputError
+from reviewlstm.layers import RAW
 from reviewlstm.fingerprint import file_digest
 
 ENV_RAW = "REVIEWLSTM_RAW"
@@ -16,12 +17,15 @@ RAW_SUFFIXES = (".csv", ".tsv", ".tab", ".parquet", ".pq")
 
 
 def find_raw(raw: str | None, data_dir: str | Path) -> Path:
-    """--raw, else $REVIEWLSTM_RAW, else the one table in <data_dir>/raw/, else ../shared/data/."""
+    """--raw, else $REVIEWLSTM_RAW, else the one table in <data_dir>/01_raw/ (or raw/, its former
+    name), else ../shared/data/."""
     if raw:
         return Path(raw)
     if os.environ.get(ENV_RAW):
         return Path(os.environ[ENV_RAW])
-    raw_dir = Path(data_dir) / "raw"
+    raw_dir = Path(data_dir) / RAW
+    if not raw_dir.is_dir() and (Path(data_dir) / "raw").is_dir():  # data folders made before 01_raw
+        raw_dir = Path(data_dir) / "raw"
     found = sorted(p for p in raw_dir.glob("*") if p.suffix.lower() in RAW_SUFFIXES) if raw_dir.is_dir() else []
     if len(found) > 1:
         raise InputError(f"{raw_dir}: holds {len(found)} tables ({', '.join(p.name for p in found)}); expected one, or pass --raw")

@@ -23,21 +23,10 @@ import numpy as np
 import polars as pl
 
 from reviewlstm.fingerprint import dir_digest
+from reviewlstm.layers import LAYERS  # noqa: F401  (re-exported: where outputs live)
 
 RECORD = "record.json"
 
-# Numbered data layers, as in Kedro's data folder: the order of the pipeline.
-LAYERS = {
-    "ingest": "02_ingested",
-    "clean": "03_clean",
-    "tokenize": "04_tokens",
-    "prune": "05_vocab",
-    "encode": "06_encoded",
-    "glove": "07_glove",
-    "pretrain": "07_lm",
-    "train": "08_models",
-    "evaluate": "09_metrics",
-}
 
 Record = dict[str, Any]  # {"stage", "key", "path", "digest", "figures"}: JSON, small
 

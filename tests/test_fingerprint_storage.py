@@ -341,6 +341,9 @@ def test_the_one_table_in_the_raw_folder_comes_before_the_shared_copy(no_default
     assert paths.find_raw(None, data_dir) == shared
     (data_dir / "raw" / "Reviews.PARQUET").write_bytes(b"PAR1")
     assert paths.find_raw(None, data_dir) == data_dir / "raw" / "Reviews.PARQUET"
+    (data_dir / "01_raw").mkdir()  # the layer's name now; raw/ is read only where there is no 01_raw/
+    (data_dir / "01_raw" / "reviews.csv").write_text("x")
+    assert paths.find_raw(None, data_dir) == data_dir / "01_raw" / "reviews.csv"
 
 
 def test_two_tables_in_the_raw_folder_is_an_error(no_defaults):
@@ -364,7 +367,7 @@ def test_no_reviews_file_anywhere_says_where_to_put_it(no_defaults):
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith("no reviews file")
-    assert str(data_dir / "raw") in message
+    assert str(data_dir / "01_raw") in message
     assert "--raw" in message and paths.ENV_RAW in message and "kaggle.com" in message
 
 
