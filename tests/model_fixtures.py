@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from conftest import SAMPLE
+from helpers import SAMPLE
 from reviewlstm import text, vocab
 from reviewlstm.config import CleanConfig, ModelConfig, Round, TokenizeConfig
 from reviewlstm.encode import Split, encode_tokens, split_labels

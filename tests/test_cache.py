@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 from flows.pipeline import pipeline
 from reviewlstm.config import PipelineConfig
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HEADER, ROOT, write_reviews
+from helpers import HEADER, ROOT, write_reviews
 from reviewlstm.storage import LAYERS
 
 HEAD = "Title,Review Text,Rating\r\n"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def cli(args: list[str], env: dict) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
+from helpers import ROOT
 from flows.pipeline import pipeline
 from reviewlstm.config import ModelConfig, PipelineConfig, Round, TrainConfig
 from reviewlstm.encode import Split

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from conftest import REAL_DATA, needs_real_data
+from helpers import REAL_DATA, needs_real_data
 from flows.pipeline import pipeline
 from reviewlstm.config import profile
 

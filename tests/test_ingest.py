@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import SAMPLE, write_reviews
+from helpers import SAMPLE, write_reviews
 from reviewlstm import ingest
 from reviewlstm.config import IngestConfig
 from reviewlstm.errors import InputError

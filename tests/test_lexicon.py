@@ -13,7 +13,7 @@ from reviewlstm import ingest, text, vocab
 from reviewlstm.config import CleanConfig, IngestConfig, TokenizeConfig
 from reviewlstm.encode import encode_tokens
 from reviewlstm.lexicon import PACKED, Lexicon, pack
-from conftest import REAL_DATA, needs_real_data
+from helpers import REAL_DATA, needs_real_data
 
 KEEP, DROP = TokenizeConfig(), TokenizeConfig(drop_whitespace=True)
 

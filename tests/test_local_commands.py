@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 from flows import ui
 from flows.pipeline import pipeline
 from flows.server import free_port

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import REAL_DATA, ROOT, SAMPLE, needs_real_data, write_reviews
+from helpers import REAL_DATA, ROOT, SAMPLE, needs_real_data, write_reviews
 from reviewlstm import registry
 from reviewlstm.config import EnsembleConfig, PipelineConfig
 from reviewlstm.errors import InputError

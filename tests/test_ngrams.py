@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from conftest import REAL_DATA, needs_real_data
+from helpers import REAL_DATA, needs_real_data
 from reviewlstm import baseline
 from reviewlstm.config import BaselineConfig, IngestConfig
 from reviewlstm.ngrams import Counter

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 import torch
 
-from conftest import ROOT, SAMPLE, write_reviews
+from helpers import ROOT, SAMPLE, write_reviews
 from model_fixtures import make_model
 from reviewlstm import predict as lib
 from reviewlstm import text

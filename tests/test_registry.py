@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import SAMPLE
+from helpers import SAMPLE
 from model_fixtures import Trained, make_model
 from reviewlstm import registry
 from reviewlstm.errors import InputError

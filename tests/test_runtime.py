@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
+from helpers import ROOT
 from model_fixtures import make_model
 from reviewlstm import predict as lib
 from reviewlstm import runtime

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import REAL_DATA, needs_real_data
+from helpers import REAL_DATA, needs_real_data
 from reviewlstm import ingest, text, vocab
 from reviewlstm.config import CleanConfig, IngestConfig, ModelConfig, TokenizeConfig
 from reviewlstm.encode import encode_tokens

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from reviewlstm import ingest, text
 from reviewlstm.config import CleanConfig, IngestConfig, TokenizeConfig
-from conftest import REAL_DATA, ROOT, needs_real_data
+from helpers import REAL_DATA, ROOT, needs_real_data
 
 KEEP, DROP = TokenizeConfig(), TokenizeConfig(drop_whitespace=True)
 

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import write_reviews
+from helpers import write_reviews
 from reviewlstm import encode, ingest, text, vocab
 from reviewlstm.config import CleanConfig, EncodeConfig, IngestConfig, TokenizeConfig
 

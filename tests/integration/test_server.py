@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, SAMPLE, write_reviews
+from helpers import ROOT, SAMPLE, write_reviews
 from flows import ui
 from reviewlstm.config import ModelConfig, PipelineConfig, Round
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE, write_reviews
+from helpers import SAMPLE, write_reviews
 from reliability_helpers import ROOT, assert_all_published_intact, cli_cmd, cli_env, leftovers, published, tiny_config
 from reviewlstm.registry import load as load_registry
 from tasks.locks import ProcessLockManager

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 import torch
 
-from conftest import SAMPLE, write_reviews
+from helpers import SAMPLE, write_reviews
 from reliability_helpers import (ROOT, assert_all_published_intact, cli_cmd, cli_env, leftovers, published,
                                  synthetic_split, tiny_config)
 from reviewlstm.config import ModelConfig, PipelineConfig

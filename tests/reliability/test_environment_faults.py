@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE, write_reviews
+from helpers import SAMPLE, write_reviews
 from reliability_helpers import (PY, ROOT, assert_all_published_intact, assert_one_line_error, cli, cli_env,
                                  leftovers, published, tiny_config)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SAMPLE, write_reviews
+from helpers import SAMPLE, write_reviews
 from reliability_helpers import assert_one_line_error, cli, cli_env, published, tiny_config
 from reviewlstm.config import ModelConfig, PipelineConfig
 from reviewlstm.errors import InputError

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,7 @@ def cmdline(pid: int) -> str:
 
 
 def start_training(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, list[int]]:
-    from conftest import SAMPLE, write_reviews
+    from helpers import SAMPLE, write_reviews
 
     raw = write_reviews(tmp_path / "reviews.csv", SAMPLE * 3)
     cfg = tmp_path / "config.json"
