@@ -128,7 +128,7 @@ def load_config(args: argparse.Namespace):
             if not sep:
                 raise InputError(f"--set {item!r}: expected KEY=VALUE, e.g. prune.min_count=3")
             overrides[key] = value
-        cfg = with_overrides(cfg, overrides) if overrides else cfg
+        cfg = with_overrides(cfg, overrides)
         return only_variants(cfg, args.variant)
     except ValidationError as e:
         raise InputError(settings_error(e, args.config or "settings")) from None

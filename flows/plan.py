@@ -94,9 +94,10 @@ def plan(cfg: PipelineConfig, until: str | None = None) -> list[Step]:
     until = until or order[-1]
     if until not in order:
         raise InputError(f"stage {until!r} is not part of this configuration; its stages: {', '.join(order)}")
-    if order.index(until) >= order.index(next((s for s in order if s in ("pretrain", "train")), order[-1])):
+    chosen = [s for s in steps if order.index(s.stage) <= order.index(until)]
+    if any(s.stage in ("pretrain", "train") for s in chosen):
         check_fits(cfg)  # a training that cannot fit is refused before any stage runs
-    return [s for s in steps if order.index(s.stage) <= order.index(until)]
+    return chosen
 
 
 def parallel_trains(cfg: PipelineConfig) -> int:

@@ -7,6 +7,8 @@ it (and what follows them). The study's exact settings are the `article` profile
 
 from __future__ import annotations
 
+import json
+
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
@@ -394,8 +396,8 @@ def with_overrides(cfg: PipelineConfig, overrides: dict[str, Any], source: str =
     """cfg with dotted settings replaced ({"prune.min_count": 3, "variants.bilstm.hidden_dim": "64"}),
     validated as a whole. A string is read as JSON when it is JSON ("3", "[1, 2]"), else kept as
     text: what --set KEY=VALUE takes. ValueError names the setting; pydantic's errors pass on."""
-    import json
-
+    if not overrides:
+        return cfg
     data = cfg.model_dump()
     for key, value in overrides.items():
         path, node = key.split("."), data

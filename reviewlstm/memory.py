@@ -15,7 +15,7 @@ import ctypes
 import ctypes.util
 import os
 
-from reviewlstm.config import PipelineConfig, ModelConfig
+from reviewlstm.config import ModelConfig, PipelineConfig
 from reviewlstm.errors import InputError
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -44,12 +44,16 @@ PER_UNIT = 32 * 4
 PER_EMBEDDING = 4 * 4  # the embedded step, its dropout and gradients, per embedding dimension
 
 
+def _rows(v: ModelConfig) -> int:
+    """Rows in one forward and backward pass: a micro-batch, else the batch."""
+    return min(v.batch_size, v.micro_batch or v.batch_size)
+
+
 def training_bytes(v: ModelConfig, max_len: int) -> int:
     """About the most memory one forward and backward pass of the variant holds: a micro-batch of
     rows at max_len steps (a variable-length batch is cut at its longest review, at most that)."""
-    rows = min(v.batch_size, v.micro_batch or v.batch_size)
     per_step = (2 if v.bidirectional else 1) * v.num_layers * v.hidden_dim * PER_UNIT + v.embedding_dim * PER_EMBEDDING
-    return rows * max_len * per_step
+    return _rows(v) * max_len * per_step
 
 
 def machine_bytes() -> int:
@@ -59,19 +63,16 @@ def machine_bytes() -> int:
 def check_fits(cfg: PipelineConfig, total: int | None = None) -> None:
     """InputError naming the first variant, and the settings, whose training would need more
     memory than the machine has: refused before any stage runs, not found out at 16 GB."""
-    total = total or machine_bytes()
+    total, steps = total or machine_bytes(), cfg.encode.max_len
     lstms = {name: v for name, v in cfg.variants.items() if isinstance(v, ModelConfig)}
+    trainings = [(f"variants.{name}", v, training_bytes(v, steps)) for name, v in lstms.items()]
     if any(v.embeddings == "pretrained" for v in lstms.values()):  # the language model: its encoder, and its output layer
         lm = cfg.pretrain.encoder().model_copy(update={"batch_size": cfg.pretrain.batch_size, "micro_batch": None})
-        lstms = {"(pretrain)": lm, **lstms}
-    for name, v in lstms.items():
-        need = training_bytes(v, cfg.encode.max_len)
-        if name == "(pretrain)":
-            need += v.batch_size * cfg.encode.max_len * (cfg.pretrain.output_words + 1) * 8 * 2  # both directions' logits
-            name = "pretrain"
+        logits = lm.batch_size * steps * (cfg.pretrain.output_words + 1) * 8 * 2  # both directions' logits and gradients
+        trainings.insert(0, ("pretrain", lm, training_bytes(lm, steps) + logits))
+    for name, v, need in trainings:
         if need > total:
-            rows = min(v.batch_size, v.micro_batch or v.batch_size)
             raise InputError(
-                f"{name if name == 'pretrain' else 'variants.' + name}: training would hold about {need / 2**30:.1f} GiB ({rows} rows of batch_size/micro_batch "
-                f"x encode.max_len {cfg.encode.max_len} steps x hidden_dim {v.hidden_dim}), more than this machine's "
+                f"{name}: training would hold about {need / 2**30:.1f} GiB ({_rows(v)} rows of batch_size/micro_batch "
+                f"x encode.max_len {steps} steps x hidden_dim {v.hidden_dim}), more than this machine's "
                 f"{total / 2**30:.1f} GiB; expected a smaller encode.max_len, micro_batch or model")

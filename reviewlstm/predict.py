@@ -123,7 +123,9 @@ def side_by_side(lstms: list[Predictor], others: list[Any], texts: list[str], ba
     if not texts:
         return [np.zeros((0,) if p.regress else (0, p.num_classes), dtype=np.float32) for p in lstms] + [
             p.scores([]) for p in others]
-    torch = None if all(isinstance(p.model, runtime.Session) for p in lstms) else _torch()  # a bundle needs none
+    torch = None
+    if not all(isinstance(p.model, runtime.Session) for p in lstms):  # a bundle's exports need no torch
+        import torch
     previous, switch = torch.get_num_threads() if torch else None, sys.getswitchinterval()
     if torch:
         torch.set_num_threads(1)
@@ -148,12 +150,6 @@ def side_by_side(lstms: list[Predictor], others: list[Any], texts: list[str], ba
         if torch:
             torch.set_num_threads(previous)
         sys.setswitchinterval(switch)
-
-
-def _torch():
-    import torch
-
-    return torch
 
 
 def _scores(model: Any, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -213,13 +213,13 @@ def _export_lstms(bundle: Path) -> None:
 
     if not runtime.available():
         return
+    from reviewlstm.config import ModelConfig
+    from reviewlstm.train import load_model
+
     for meta_file in [bundle / "model.json", *sorted(bundle.glob("members/*/model.json"))]:
         meta = json.loads(meta_file.read_text())
         if meta.get("config", {}).get("kind", "lstm") != "lstm":
             continue
-        from reviewlstm.config import ModelConfig
-        from reviewlstm.train import load_model
-
         model = load_model(ModelConfig.model_validate(meta["config"]), int(meta["vocab_size"]),
                            meta_file.parent / "model.pt", int(meta["num_classes"]))
         runtime.export(model, meta_file.parent / runtime.ONNX)

@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from reviewlstm.fingerprint import dir_digest
-from reviewlstm.layers import LAYERS  # noqa: F401  (re-exported: where outputs live)
+from reviewlstm.layers import LAYERS
 
 RECORD = "record.json"
 
