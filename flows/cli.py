@@ -184,15 +184,14 @@ def cmd_run(args: argparse.Namespace, until: str, force: list[str]) -> int:
     url = configured_api_url()
     if url and not answers(url, timeout=10):  # at once, instead of after the client's retries
         raise InputError(f"Prefect API at {url} does not answer; expected a running server (start one with "
-                         f"`reviewlstm ui`), or unset PREFECT_API_URL to let the run start a temporary one")
-    from flows.plan import PLAIN_STAGES
-
-    if not url and until in PLAIN_STAGES:
-        # no server to report to: preprocessing runs as plain calls, without a temporary server
+                         f"`reviewlstm ui`), or unset PREFECT_API_URL to run without one")
+    runner = task_runner(args.task_runner, args.dask_address)
+    if not url and runner is None:
+        # no server to report to: the stages run as plain calls, without a temporary server
         from flows.pipeline import run_plain
 
-        summary = run_plain(cfg, args.raw, args.data_dir, until, force)
-        _show(summary, args.json)
+        _command_log(args.verbose)
+        _show(run_plain(cfg, args.raw, args.data_dir, until, force, promote=args.command == "run"), args.json)
         return 0
     if not url:
         from flows.server import start_temporary_server
@@ -204,12 +203,24 @@ def cmd_run(args: argparse.Namespace, until: str, force: list[str]) -> int:
         _quiet_prefect_console()
 
     # `stage` runs one stage; `run` also promotes the best variant after evaluate
-    runner = task_runner(args.task_runner, args.dask_address)
     flow = pipeline.with_options(task_runner=runner) if runner is not None else pipeline
     summary = flow(raw=args.raw, data_dir=args.data_dir, config=cfg, until=until, force=force,
                        promote=args.command == "run")
     _show(summary, args.json)
     return 0
+
+
+def _command_log(verbose: bool) -> None:
+    """Without a run's logs to read, the stages' lines (each epoch's) go to a terminal, or with -v anywhere."""
+    import logging
+
+    log = logging.getLogger("reviewlstm")
+    if verbose or sys.stderr.isatty():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def _quiet_prefect_console() -> None:
@@ -316,7 +327,7 @@ def environment_error(exc: BaseException, data_dir: str | None) -> str | None:
             url = _api_url()
             reason = str(chain[-1]).strip().splitlines()[0] if str(chain[-1]).strip() else type(chain[-1]).__name__
             return (f"Prefect API at {url} does not answer ({reason}); start the server (`reviewlstm ui`) or "
-                    f"unset PREFECT_API_URL to let each run start a temporary one; stage outputs written so far are complete")
+                    f"unset PREFECT_API_URL to run without one; stage outputs written so far are complete")
     for e in chain:
         code = os_error_code(e)  # polars and others put the OS error in the message only
         if code in FS_ERRORS:

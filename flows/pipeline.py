@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -11,7 +14,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.plan import PLAIN_STAGES, Stage, Step, parallel_trains, plan, resolve_config, sources, summary
+from flows.plan import Stage, Step, parallel_trains, plan, resolve_config, sources, summary
 from pydantic import ValidationError
 
 from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, ProfileName, only_variants, settings_error, with_overrides
@@ -19,14 +22,16 @@ from reviewlstm.errors import InputError
 from reviewlstm.storage import Record, verify
 from reviewlstm.worker import kill_children
 from tasks.keys import reusable
+from tasks.locks import LOCKS
+from tasks.stage import cache_key
 from tasks.clean import clean
 from tasks.encode import encode
 from tasks.evaluate import evaluate
 from tasks.glove import glove
 from tasks.ingest import ingest
 from tasks.prune import prune
-from tasks.promote import promote as promote_champion
-from tasks.publish import publish
+from tasks.promote import decide, promote as promote_champion
+from tasks.publish import metrics_of, publish
 from tasks.tokenize import tokenize
 from tasks.pretrain import pretrain
 from tasks.train import train, train_baseline, train_ensemble
@@ -83,10 +88,13 @@ def pipeline(
 
 
 def _run(cfg: PipelineConfig, raw: str | None, data_dir: str, until: str, force: list[str] | None,
-         promote: bool) -> dict[str, Any]:
+         promote: bool, prefect: bool = True) -> dict[str, Any]:
+    """The plan's steps in order, as Prefect tasks (`prefect`) or as plain calls; then the metrics
+    and, after evaluate, the promotion."""
     steps = plan(cfg, until)
     records = sources(raw, data_dir, cfg)
     runs = []
+    one, many = (_execute, _execute_concurrently) if prefect else (_call, _call_concurrently)
 
     def done(step: Step, record: Record, status: str, seconds: float) -> None:
         records[step.name] = record
@@ -97,37 +105,62 @@ def _run(cfg: PipelineConfig, raw: str | None, data_dir: str, until: str, force:
     for step in steps:
         if step not in trains:
             started = time.perf_counter()
-            record, status = _execute(step, step.inputs(records, data_dir), step.stage in (force or ()))
+            record, status = one(step, step.inputs(records, data_dir), step.stage in (force or ()))
             done(step, record, status, time.perf_counter() - started)
-        elif step is trains[0]:  # every variant at once, through the flow's task runner
-            _execute_concurrently(trains, records, data_dir, "train" in (force or ()), parallel_trains(cfg), done)
-    get_run_logger().info("stages: %s", ", ".join(f"{r['stage']}={r['status']}" for r in runs))
+        elif step is trains[0]:  # every variant at once, each training in a child process
+            many(trains, records, data_dir, "train" in (force or ()), parallel_trains(cfg), done)
+    if prefect:
+        get_run_logger().info("stages: %s", ", ".join(f"{r['stage']}={r['status']}" for r in runs))
     result = summary(cfg, records, runs)
     if "evaluate" in records:
-        result["metrics"] = publish(records["evaluate"])
+        result["metrics"] = publish(records["evaluate"]) if prefect else metrics_of(records["evaluate"])
         if promote:
             models = {name: records[f"train[{name}]"] for name in cfg.variants}
-            result["promotion"] = promote_champion(records["ingest"], records["encode"], records["prune"],
-                                                   records["evaluate"], models, cfg, data_dir)
+            inputs = (records["ingest"], records["encode"], records["prune"], records["evaluate"], models, cfg, data_dir)
+            result["promotion"] = promote_champion(*inputs) if prefect else decide(*inputs, run=None)
     return result
 
 
-def run_plain(cfg: PipelineConfig, raw: str | None, data_dir: str, until: str, force: list[str]) -> dict[str, Any]:
-    """The preprocessing stages up to `until` as plain calls, without Prefect: each step's output
-    folder reused (tasks.keys.reusable) or its task's function called; what `pipeline` returns.
-    For a command with no server to report to, where nobody would see a temporary server's runs."""
-    if until not in PLAIN_STAGES:
-        raise ValueError(f"{until}: run_plain runs the preprocessing stages only ({', '.join(PLAIN_STAGES)})")
-    records, runs = sources(raw, data_dir, cfg), []
-    for step in plan(cfg, until):
+def run_plain(cfg: PipelineConfig, raw: str | None, data_dir: str, until: str, force: list[str],
+              promote: bool) -> dict[str, Any]:
+    """The pipeline without Prefect, for a command with no server to report to (nobody would see a
+    temporary server's runs): what `pipeline` returns, in the time of its own work."""
+    try:
+        return _run(cfg, raw, data_dir, until, force, promote, prefect=False)
+    except BaseException as e:
+        if not isinstance(e, Exception):  # Ctrl-C, SIGTERM: the trainings go too
+            kill_children()
+        raise
+
+
+def _call(step: Step, inputs: dict[str, Any], force: bool) -> tuple[Record, str]:
+    """One step as a plain call: its folder reused, or its task's function called; under the lock
+    Prefect's task run takes (the same key), so a command and a flow run compute a stage once."""
+    key, holder = cache_key(step.key, inputs), f"{os.getpid()}-{threading.get_ident()}"
+    LOCKS.acquire_lock(key, holder)
+    try:
+        found = None if force else reusable(step.key, inputs)
+        return (found, "cached") if found is not None else (inspect.unwrap(TASKS[step.key].fn)(**inputs), "ran")
+    finally:
+        LOCKS.release_lock(key, holder)
+
+
+def _call_concurrently(steps: list[Step], records: dict[str, Record], data_dir: str, force: bool,
+                       parallel: int, done: Any) -> None:
+    """_call for each step in threads, at most `parallel` at a time; all of them finish (or fail)
+    before the first failure is raised."""
+    def timed(step: Step) -> tuple[Record, str, float]:
         started = time.perf_counter()
-        inputs = step.inputs(records, data_dir)
-        record = None if step.stage in force else reusable(step.key, inputs)
-        status = "cached" if record is not None else "ran"
-        records[step.name] = record or inspect.unwrap(TASKS[step.key].fn)(**inputs)
-        runs.append({"stage": step.name, "status": status, "seconds": round(time.perf_counter() - started, 3),
-                     "output": records[step.name]["path"]})
-    return summary(cfg, records, runs)
+        return *_call(step, step.inputs(records, data_dir), force), time.perf_counter() - started
+
+    pool = ThreadPoolExecutor(parallel, thread_name_prefix="train")
+    try:
+        futures = [pool.submit(timed, step) for step in steps]
+        wait(futures)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # a signal: the caller kills the trainings
+    for step, future in zip(steps, futures):
+        done(step, *future.result())
 
 
 def _task(step: Step, force: bool) -> Any:

@@ -17,8 +17,6 @@ from reviewlstm.paths import find_raw, glove_record, raw_record
 from reviewlstm.layers import STAGES
 from reviewlstm.storage import Record
 
-# stages whose tasks use nothing of Prefect's but its task runs: flows.pipeline.run_plain may run them
-PLAIN_STAGES = ("ingest", "clean", "tokenize", "prune", "encode", "glove")
 Stage = Literal[STAGES]  # a choice in the UI's run form
 
 

@@ -266,7 +266,7 @@ class Candidate:
     valid_texts: list[str]
     valid_labels: np.ndarray  # classes 0..C-1
     select_by: str
-    run: dict[str, Any]  # {"id", "name"} of the flow run
+    run: dict[str, Any] | None  # {"id", "name", "flow"} of the flow run; None: a command run with no server
     sources: dict[str, str]  # stage outputs it came from, for the record
 
 

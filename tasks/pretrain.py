@@ -8,7 +8,7 @@ import polars as pl
 from reviewlstm.config import LMConfig
 from reviewlstm.encode import to_split
 from reviewlstm.storage import Record, file_of
-from tasks.stage import output, stage_task
+from tasks.stage import output, run_logger, stage_task
 
 
 @stage_task("pretrain")
@@ -16,11 +16,9 @@ def pretrain(encoded: Record, vocab: Record, glove: Record | None, cfg: LMConfig
              data_dir: str) -> Record:
     """Train the encoder as next- and previous-word predictor on the training rows (never the
     validation rows), in a child process as training does; save its weights."""
-    from prefect import get_run_logger
-
     from reviewlstm.worker import train_in_child
 
-    logger = get_run_logger()
+    logger = run_logger()
     with output("pretrain", data_dir, encoded=encoded, vocab=vocab, glove=glove, cfg=cfg, seed=seed,
                 threads=threads) as out:
         train = to_split(pl.read_parquet(file_of(encoded, "encoded.parquet")), "train")

@@ -33,9 +33,24 @@ def _relative(path: str, data_dir: str) -> str:
 @task(name="promote", cache_policy=NO_CACHE, persist_result=False)
 def promote(reviews: Record, encoded: Record, vocab: Record, evaluation: Record, models: dict[str, Record],
             cfg: PipelineConfig, data_dir: str) -> dict:
-    """Compare the best variant by cfg.evaluate.select_by with the champion; register it if better."""
+    """Compare the best variant by cfg.evaluate.select_by with the champion; register it if better,
+    naming this flow run; the verdict as an artifact."""
     from prefect.runtime import flow_run
 
+    run = {"id": flow_run.get_id(), "name": flow_run.get_name(), "flow": flow_run.get_flow_name()}
+    decision = decide(reviews, encoded, vocab, evaluation, models, cfg, data_dir, run)
+    verdict = "promoted to champion" if decision["promoted"] else "kept the champion"
+    create_markdown_artifact(
+        f"# Promotion: {verdict}\n\n{decision['reason']}\n\n"
+        f"| | |\n|---|---|\n| best variant | {decision['variant']} |\n| {decision['select_by']} | {decision['score']:.4f} |\n"
+        f"| previous champion | {decision['previous'] or '-'} |\n| champion now | {decision['champion']} |\n",
+        key="promotion", description=f"{decision['variant']}: {verdict}")
+    return decision
+
+
+def decide(reviews: Record, encoded: Record, vocab: Record, evaluation: Record, models: dict[str, Record],
+           cfg: PipelineConfig, data_dir: str, run: dict | None) -> dict:
+    """The promotion itself; `run` the flow run that made it (None: a command with no server)."""
     split = pl.read_parquet(file_of(encoded, "encoded.parquet"), columns=["split"])["split"] == "valid"
     valid = pl.read_parquet(file_of(reviews, "reviews.parquet")).filter(split)
     cand = registry.Candidate(
@@ -46,15 +61,8 @@ def promote(reviews: Record, encoded: Record, vocab: Record, evaluation: Record,
         valid_texts=valid["text"].to_list(),
         valid_labels=valid["label"].to_numpy(),
         select_by=cfg.evaluate.select_by,
-        run={"id": flow_run.get_id(), "name": flow_run.get_name(), "flow": flow_run.get_flow_name()},
+        run=run,
         sources={"vocab": _relative(vocab["path"], data_dir), "metrics": _relative(evaluation["path"], data_dir),
                  **{f"model[{n}]": _relative(r["path"], data_dir) for n, r in models.items()}},
     )
-    decision = registry.promote(data_dir, cand)
-    verdict = "promoted to champion" if decision["promoted"] else "kept the champion"
-    create_markdown_artifact(
-        f"# Promotion: {verdict}\n\n{decision['reason']}\n\n"
-        f"| | |\n|---|---|\n| best variant | {decision['variant']} |\n| {decision['select_by']} | {decision['score']:.4f} |\n"
-        f"| previous champion | {decision['previous'] or '-'} |\n| champion now | {decision['champion']} |\n",
-        key="promotion", description=f"{decision['variant']}: {verdict}")
-    return decision
+    return registry.promote(data_dir, cand)

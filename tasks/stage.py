@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import CachePolicy
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 
 from reviewlstm.storage import Output, Record, stage_output
 from tasks.keys import KEYS, folder_key, reusable
@@ -73,9 +74,19 @@ def stage_task(key: str) -> Callable:
     return decorate
 
 
+def in_run() -> bool:
+    """Inside a Prefect task run, rather than called by a command with no server (flows.pipeline.run_plain)."""
+    return TaskRunContext.get() is not None
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The run's logger (its lines show in the Prefect UI); outside a run, the command's."""
+    return get_run_logger() if in_run() or FlowRunContext.get() is not None else logging.getLogger("reviewlstm")
+
+
 def output(key: str, data_dir: str, **inputs: Any) -> Any:
     """The stage's temporary output folder, published under its key when the block ends."""
     return stage_output(data_dir, KEYS[key][0], folder_key(key, inputs))
 
 
-__all__ = ["KEYS", "Output", "StageCache", "cache_key", "folder_key", "output", "reusable", "stage_task"]
+__all__ = ["KEYS", "Output", "StageCache", "cache_key", "folder_key", "in_run", "output", "reusable", "run_logger", "stage_task"]

@@ -12,8 +12,7 @@ import polars as pl
 from reviewlstm.config import BaselineConfig, EnsembleConfig, ModelConfig, TrainConfig
 from reviewlstm.encode import to_split
 from reviewlstm.storage import LAYERS, Record, file_of, remove_with_leftovers
-from tasks.stage import folder_key, output, stage_task
-
+from tasks.stage import folder_key, in_run, output, run_logger, stage_task
 
 
 def epoch_line(name: str, row: dict, epochs: int, seconds: float) -> str:
@@ -24,34 +23,36 @@ def epoch_line(name: str, row: dict, epochs: int, seconds: float) -> str:
 
 
 class Progress:
-    """Training progress, epoch by epoch: a line in the run's logs (the Prefect UI), the same line
-    on a terminal, and a progress artifact. Variants train at the same time, so the terminal gets
-    whole lines, not a bar redrawn in place that the others would overwrite."""
+    """Training progress, epoch by epoch: a line in the run's logs (the Prefect UI) and a progress
+    artifact, or outside a run the command's log line. Variants train at the same time, so the
+    terminal gets whole lines, not a bar redrawn in place that the others would overwrite."""
 
     def __init__(self, name: str, epochs: int) -> None:
         from prefect.artifacts import create_progress_artifact
 
-        self.name, self.epochs, self.last = name, max(epochs, 1), time.monotonic()
-        self.artifact = create_progress_artifact(0.0, key=f"train-{name.lower().replace('_', '-')}", description=f"training {name}")
-        self.tty = sys.stderr.isatty()
+        self.name, self.epochs, self.last, self.logger = name, max(epochs, 1), time.monotonic(), run_logger()
+        self.artifact = create_progress_artifact(0.0, key=f"train-{name.lower().replace('_', '-')}",
+                                                 description=f"training {name}") if in_run() else None
+        self.echo = self.artifact is not None and sys.stderr.isatty()  # the command keeps Prefect's console quiet
 
     def __call__(self, row: dict) -> None:
-        from prefect import get_run_logger
         from prefect.artifacts import update_progress_artifact
 
-        update_progress_artifact(self.artifact, 100.0 * row["epoch"] / self.epochs)
+        if self.artifact is not None:
+            update_progress_artifact(self.artifact, 100.0 * row["epoch"] / self.epochs)
         now = time.monotonic()
         line = epoch_line(self.name, row, self.epochs, now - self.last)
         self.last = now
-        get_run_logger().info(line)
-        if self.tty:  # the command keeps Prefect's console quiet; a terminal still sees each epoch
+        self.logger.info(line)
+        if self.echo:
             print(line, file=sys.stderr, flush=True)
 
     def finish(self) -> None:
         """Early stopping ends before the last planned epoch: the work is done all the same."""
         from prefect.artifacts import update_progress_artifact
 
-        update_progress_artifact(self.artifact, 100.0)
+        if self.artifact is not None:
+            update_progress_artifact(self.artifact, 100.0)
 
 
 @stage_task("train")
@@ -62,8 +63,6 @@ def train(encoded: Record, vocab: Record, glove: Record | None, pretrained: Reco
     A run that was killed mid-training continues from its last finished epoch: the checkpoint
     lives beside the layer's outputs under the stage's key, and goes once the model is stored.
     """
-    from prefect import get_run_logger
-
     from reviewlstm.worker import train_in_child  # torch stays in the child (reviewlstm/worker.py)
 
     inputs = dict(encoded=encoded, vocab=vocab, glove=glove, pretrained=pretrained, name=name, cfg=cfg,
@@ -73,7 +72,7 @@ def train(encoded: Record, vocab: Record, glove: Record | None, pretrained: Reco
         table = pl.read_parquet(file_of(encoded, "encoded.parquet"))
         embeddings = np.load(file_of(glove, "embeddings.npy")) if glove else None
         vocab_size = vocab["figures"]["vocab_size"]
-        resumed = lambda done: get_run_logger().info(  # noqa: E731
+        resumed = lambda done: run_logger().info(  # noqa: E731
             "train[%s]: resuming from the checkpoint after epoch %d of %d (%s)", name, done, cfg.epochs, checkpoint)
         # in a child process: variants trained at the same time must not share torch's state
         history = train_in_child(dict(

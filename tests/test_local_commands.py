@@ -65,6 +65,33 @@ def test_a_preprocessing_stage_with_no_server_to_report_to_runs_without_one(enco
     assert statuses == {"ingest": "cached", "clean": "ran"}
 
 
+def test_a_whole_run_with_no_server_trains_evaluates_and_promotes_without_one(prefect_server, sample_csv, tmp_path):
+    """Training, evaluation and promotion as plain calls too: the same outputs as a flow run's,
+    which a flow run on a server then finds cached; the champion names no flow run."""
+    from test_model_kinds import config
+
+    data, cfg = tmp_path / "data", tmp_path / "config.json"
+    cfg.write_text(config().model_dump_json())
+    code = ("import os, sys\nfrom flows.cli import main\n"
+            f"rc = main(['run', '--raw', {str(sample_csv)!r}, '--data-dir', {str(data)!r}, '--config', {str(cfg)!r}, '--json'])\n"
+            "print('rc', rc, 'api', os.environ.get('PREFECT_API_URL'), 'prefect.server.api.server' in sys.modules,"
+            " file=sys.stderr)\n")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**base, "PREFECT_HOME": str(tmp_path / "home")},
+                          capture_output=True, text=True, timeout=300)
+    assert "rc 0 api None False" in proc.stderr, proc.stderr[-2000:]  # no server, not even in process
+    plain = json.loads(proc.stdout)
+    assert {s["status"] for s in plain["stages"]} == {"ran"} and {s["stage"] for s in plain["stages"]} >= {
+        "train[tiny]", "train[baseline]", "train[ens]", "evaluate"}
+    assert plain["promotion"]["promoted"] and set(plain["metrics"]) == {"tiny", "baseline", "ens"}
+    registry = json.loads((data / "registry.json").read_text())
+    assert [m["flow_run"] for m in registry["models"]] == [None]
+    flow = pipeline(raw=str(sample_csv), data_dir=str(data), config=config())
+    assert {s["status"] for s in flow["stages"]} == {"cached"}
+    assert [s["output"] for s in flow["stages"]] == [s["output"] for s in plain["stages"]]
+    assert flow["metrics"] == plain["metrics"] and flow["promotion"]["reason"] == "already the champion"
+
+
 def flow_runs(api_url: str) -> list[dict]:
     request = urllib.request.Request(f"{api_url}/flow_runs/filter", data=b"{}", method="POST",
                                      headers={"Content-Type": "application/json"})

@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT
 
 
@@ -40,21 +42,21 @@ def test_training_leaves_torch_to_the_child(prefect_server, sample_csv, tmp_path
     assert list(data.glob("08_models/*/model.pt"))  # the child saved the weights where the stage publishes
 
 
-def test_a_run_without_a_server_starts_one_without_importing_prefects_server(sample_csv, tmp_path):
-    """Without PREFECT_API_URL the command starts the temporary server as a child process
-    (flows/server.py), so its own process never holds prefect.server's API (about 100 MB);
-    the server answers during the run and is gone when the command exits."""
+def test_a_dask_run_without_a_server_starts_one_without_importing_prefects_server(sample_csv, tmp_path):
+    """Dask's task runner needs Prefect: without PREFECT_API_URL the command starts the temporary
+    server as a child process (flows/server.py), so its own process never holds prefect.server's
+    API; the server answers during the run and is gone when the command exits."""
+    pytest.importorskip("prefect_dask")
     from flows.ui import answers
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(tmp_path / "prefect")
-    # training needs the server (up to a preprocessing stage a run with no server needs none)
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"variants": {"tiny": {"embedding_dim": 8, "hidden_dim": 4, "batch_size": 16,
                                                         "micro_batch": None, "rounds": [{"epochs": 1, "lr": 0.01}]}}}))
     code = ("import os, sys\nfrom flows.cli import main\n"
             f"rc = main(['run', '--raw', {str(sample_csv)!r}, '--data-dir', {str(tmp_path / 'data')!r},"
-            f" '--config', {str(config)!r}, '--until', 'train', '--json'])\n"
+            f" '--config', {str(config)!r}, '--until', 'train', '--task-runner', 'dask', '--json'])\n"
             "print('server-api:', os.environ.get('PREFECT_API_URL'), 'prefect.server.api.server' in sys.modules,"
             " rc, file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
