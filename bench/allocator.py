@@ -5,7 +5,7 @@ data (all 18,789 training rows, batch 5000, the full validation pass, one torch 
 
 - study:          the study's loop (bench/study_reference.py), glibc's default allocator
 - pipeline:       reviewlstm.train.train_model with REVIEWLSTM_MALLOC=default (glibc's defaults)
-- pipeline+alloc: train_model as `reviewlstm run` trains (memory.keep_freed_memory)
+- pipeline+alloc: train_model as `reviewlstm run` trains (allocator.keep_freed_memory)
 - whole batch:    pipeline+alloc with micro_batch=None: each batch of 5000 in one forward and
                   backward pass, as before micro-batches (ModelConfig.micro_batch)
 - whole embedding: pipeline+alloc with the first micro-batch design (until 2026-11-29): the
@@ -111,7 +111,7 @@ def child(side: str, variant: str, epochs: int) -> None:
 
 
 def run_side(side: str, variant: str, epochs: int) -> dict:
-    from reviewlstm.memory import OPT_OUT
+    from reviewlstm.allocator import OPT_OUT
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env[OPT_OUT] = "default" if side == "pipeline" else "keep"  # the study's loop never asks

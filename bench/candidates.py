@@ -105,7 +105,8 @@ def train_candidate(cfg, d: dict, seed: int, threads: int, lm: dict | None = Non
             np.save(OUT / "fit" / f"{save_fit}.npy", fit.astype(np.float32))
         return model.proba(d["tune_texts"]), {}
     from reviewlstm.models import ReviewLSTM
-    from reviewlstm.train import predict_proba, train_model
+    from reviewlstm.train import train_model
+    from reviewlstm.inference import predict_proba
 
     encoder, info = pretrained(lm, d, seed, threads) if lm is not None else (None, {})
     started = time.perf_counter()

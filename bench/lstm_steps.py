@@ -6,7 +6,7 @@ Sides, each over the same (T=70, B) ids of the study's shapes (embedding 50, hid
 - nn.LSTM: model.last_hidden under inference mode (oneDNN);
 - projected, tanh: the input table and TorchScript steps with torch's tanh for g and c (the
   design before 2026-11-29 07:00, kept here as the reference);
-- projected, sigmoid: the current models.projected_last_hidden, tanh(x) as 2 sigmoid(2x) - 1.
+- projected, sigmoid: the current lstm_steps.projected_last_hidden, tanh(x) as 2 sigmoid(2x) - 1.
 Also one elementwise call of each function on a (B, 50) block, the size a step computes.
 
     .venv/bin/python bench/lstm_steps.py [--batch 500] [--rounds 3] [--repeat 5]
@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from reviewlstm.config import ModelConfig  # noqa: E402
-from reviewlstm.models import _projection, _scripted_steps, build_model, projected_last_hidden  # noqa: E402
+from reviewlstm.lstm_steps import _projection, _scripted_steps, projected_last_hidden  # noqa: E402
+from reviewlstm.models import build_model  # noqa: E402
 
 
 def tanh_steps(table: torch.Tensor, w_hh: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@
 Sides (each: best of --repeat over the same 40,000 real review texts, the same champion):
 - one model thread: nn.LSTM on one thread beside the preprocessing thread (the first design)
 - one per core: one model thread per core, each on one torch thread, nn.LSTM (the second)
-- one per core, projected: as above through models.projected_last_hidden (the current design:
+- one per core, projected: as above through lstm_steps.projected_last_hidden (the current design:
   its steps run as one TorchScript call, without the GIL), at each of --model-batch rows per call
 
     .venv/bin/python bench/predict_threads.py [--model fixed] [--rounds 2] [--repeat 3] [--model-batch 500 2000]
@@ -26,7 +26,7 @@ import polars as pl  # noqa: E402
 
 import predict_throughput as pt  # noqa: E402
 from reviewlstm import predict as P  # noqa: E402
-from reviewlstm import train as T  # noqa: E402
+from reviewlstm import inference as T  # noqa: E402
 from reviewlstm.config import IngestConfig  # noqa: E402
 from reviewlstm.ingest import read_table  # noqa: E402
 

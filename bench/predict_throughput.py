@@ -55,7 +55,8 @@ def train_champion(raw: Path, data_dir: Path, epochs: int, variant: str = "fixed
     import torch
 
     from reviewlstm.metrics import classification_metrics
-    from reviewlstm.train import predict_proba, train_model
+    from reviewlstm.train import train_model
+    from reviewlstm.inference import predict_proba
 
     prep = Preprocess()
     table = reviews(read_table(raw), IngestConfig(), str(raw))
@@ -136,7 +137,7 @@ def main() -> None:
     # 2. in one process, the model loaded once
     predictor = load_bundle(data_dir / "champions" / champion)
     prep = predictor.prep
-    from reviewlstm.memory import keep_freed_memory
+    from reviewlstm.allocator import keep_freed_memory
 
     keep_freed_memory()  # as Predictor.scores sets it before its first batch, for every stage below
     stages: dict[str, float] = {}
@@ -153,7 +154,7 @@ def main() -> None:
     import torch
 
     from reviewlstm.predict import MODEL_BATCH
-    from reviewlstm.train import predict_proba
+    from reviewlstm.inference import predict_proba
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as Predictor.scores runs each model thread

@@ -6,7 +6,7 @@ variants at a time (bench/RESULTS.md, "Memory: where two variants at a time stan
 Memory (the peak of the summed PSS of the side's process tree, sampled every 0.2 s), each side
 training fixed and variable for --epochs epochs of the real data, one torch thread each:
 
-- processes: two `python -m reviewlstm.worker` children (as run);
+- processes: two `python -m reviewlstm.child` children (as run);
 - forked:    one process imports torch and reviewlstm.train, then forks the two workers, which
              share its pages until they write them;
 - threads:   one process, two threads (the global random generator is shared, so the losses are
@@ -42,7 +42,7 @@ VARIANTS = ["fixed", "variable"]
 
 
 def side_processes(jobs: list[Path]) -> None:
-    procs = [subprocess.Popen([sys.executable, "-m", "reviewlstm.worker", str(j)], cwd=ROOT, stdout=subprocess.DEVNULL)
+    procs = [subprocess.Popen([sys.executable, "-m", "reviewlstm.child", str(j)], cwd=ROOT, stdout=subprocess.DEVNULL)
              for j in jobs]
     if any(p.wait() for p in procs):
         sys.exit("a worker failed")
@@ -52,7 +52,7 @@ def side_forked(jobs: list[Path]) -> None:
     import torch  # noqa: F401  (the pages the children share)
 
     import reviewlstm.train  # noqa: F401
-    from reviewlstm import worker
+    from reviewlstm import child as worker
 
     children = []
     for job in jobs:
@@ -102,7 +102,7 @@ def batch_times(job: Path, reps: int) -> dict:
     import torch
 
     from reviewlstm import train as T
-    from reviewlstm.memory import keep_freed_memory
+    from reviewlstm.allocator import keep_freed_memory
     from reviewlstm.models import build_model
 
     keep_freed_memory()

@@ -1,4 +1,4 @@
-"""Peak memory and time of the training child process (`python -m reviewlstm.worker`), as
+"""Peak memory and time of the training child process (`python -m reviewlstm.child`), as
 `reviewlstm run` starts it, against the two designs it replaced, side by side.
 
 Each side runs the real worker on the same pickled job (an article variant on the real data,
@@ -43,7 +43,7 @@ stages = {"python": rss()}
 import torch
 stages["import torch"] = rss()
 side, job_file = sys.argv[1], sys.argv[2]
-from reviewlstm import models, train, worker
+from reviewlstm import child as worker, models, train
 stages["reviewlstm imported"] = rss()
 run = train.train_model
 def train_model(on_epoch, **kwargs):  # each epoch's line also says what is resident then

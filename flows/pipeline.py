@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from reviewlstm.config import DEFAULT_PROFILE, PipelineConfig, ProfileName, only_variants, settings_error, with_overrides
 from reviewlstm.errors import InputError
 from reviewlstm.storage import Record, verify
-from reviewlstm.worker import kill_children
+from reviewlstm.child import kill_children
 from tasks.keys import reusable
 from tasks.locks import LOCKS
 from tasks.stage import cache_key

@@ -22,7 +22,7 @@ from pathlib import Path
 from flows.ui import answers
 from reviewlstm.errors import InputError
 from reviewlstm.storage import temp_dir
-from reviewlstm.worker import parent_death_signal
+from reviewlstm.child import parent_death_signal
 
 
 def free_port() -> int:

@@ -15,10 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reviewlstm.adam import Adam
 from reviewlstm.config import LMConfig
 from reviewlstm.models import ENCODER, ReviewLSTM, build_model
-from reviewlstm.train import _batches
+from reviewlstm.train import _batches, adam
 
 
 class LanguageModel(nn.Module):
@@ -82,7 +81,7 @@ def pretrain(lm: LMConfig, ids: np.ndarray, lengths: np.ndarray, vocab_size: int
         words = torch.from_numpy(np.argsort(-counts, kind="stable")[: min(lm.output_words, int((counts > 0).sum()))])
         model = LanguageModel(encoder, words).train()
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = Adam(params, lr=lm.lr)
+        optimizer = adam(params, lm.lr)
         x, n = torch.from_numpy(np.asarray(ids, dtype=np.int64)), torch.from_numpy(np.asarray(lengths, dtype=np.int64))
         keep = n > 1  # a one-word review has no next word
         x, n = x[keep], n[keep]

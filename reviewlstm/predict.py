@@ -35,7 +35,7 @@ from reviewlstm.encode import encode_tokens
 from reviewlstm.ensemble import combine
 from reviewlstm.errors import InputError, os_error_code
 from reviewlstm.lexicon import Lexicon
-from reviewlstm.memory import keep_freed_memory
+from reviewlstm.allocator import keep_freed_memory
 from reviewlstm.metrics import predicted_class
 from reviewlstm.fingerprint import dir_digest
 from reviewlstm.storage import atomic_file
@@ -129,7 +129,7 @@ def side_by_side(lstms: list[Predictor], others: list[Any], texts: list[str], ba
     previous, switch = torch.get_num_threads() if torch else None, sys.getswitchinterval()
     if torch:
         torch.set_num_threads(1)
-    keep_freed_memory()  # no page faults on every batch's buffers (reviewlstm/memory.py)
+    keep_freed_memory()  # no page faults on every batch's buffers (reviewlstm/allocator.py)
     # Each torch call of a model thread needs the GIL, which pure-Python tokenizing holds for
     # up to the switch interval (5 ms by default): a shorter one keeps the models from waiting.
     sys.setswitchinterval(0.0005)
@@ -156,7 +156,7 @@ def _scores(model: Any, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """One LSTM's scores: through ONNX Runtime (a bundle's export) or torch."""
     if isinstance(model, runtime.Session):
         return model.scores(ids, lengths, MODEL_BATCH)
-    from reviewlstm.train import predict_proba
+    from reviewlstm.inference import predict_proba
 
     return predict_proba(model, ids, lengths, MODEL_BATCH)
 
@@ -283,7 +283,7 @@ def _lstm_model(model_dir: Path, cfg: ModelConfig, vocab_size: int, num_classes:
         except Exception as e:  # ONNX Runtime's errors have no common base class
             raise InputError(f"{onnx}: not a readable ONNX model ({type(e).__name__}); expected the export "
                              "promotion writes (delete the file to predict through torch)") from None
-    from reviewlstm.train import load_model
+    from reviewlstm.inference import load_model
 
     return load_model(cfg, vocab_size, model_dir / "model.pt", num_classes)
 

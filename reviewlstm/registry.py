@@ -214,7 +214,7 @@ def _export_lstms(bundle: Path) -> None:
     if not runtime.available():
         return
     from reviewlstm.config import ModelConfig
-    from reviewlstm.train import load_model
+    from reviewlstm.inference import load_model
 
     for meta_file in [bundle / "model.json", *sorted(bundle.glob("members/*/model.json"))]:
         meta = json.loads(meta_file.read_text())

@@ -106,7 +106,7 @@ class Session:
         return self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0]
 
     def scores(self, ids: np.ndarray, lengths: np.ndarray, batch_size: int = 500) -> np.ndarray:
-        # as train._outputs: a variable-length model's rows sorted by length, each batch cut at its longest
+        # as inference.outputs: a variable-length model's rows sorted by length, each batch cut at its longest
         order = np.argsort(lengths, kind="stable") if self.variable else np.arange(len(ids))
         parts = []
         for i in range(0, len(ids), batch_size):

@@ -1,4 +1,4 @@
-"""Training, prediction and loading of a ReviewLSTM, with the study's loop semantics.
+"""Training of a ReviewLSTM, with the study's loop semantics.
 
 The study calls its train function once per round: each round builds a fresh Adam at that
 round's learning rate (so the moment estimates restart) and runs its epochs; every epoch
@@ -14,33 +14,22 @@ same weights and history, bit for bit, as a run that was never interrupted.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import pickle
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from reviewlstm.adam import Adam
+from reviewlstm.checkpoint import CHECKPOINT_FORMAT, read_checkpoint, run_fingerprint, save_checkpoint
 from reviewlstm.config import ModelConfig
 from reviewlstm.cores import available_cores
 from reviewlstm.encode import Split
-from reviewlstm.memory import keep_freed_memory
 from reviewlstm.errors import InputError
+from reviewlstm.inference import outputs, resolve_device
+from reviewlstm.allocator import keep_freed_memory
 from reviewlstm.metrics import classification_metrics, regression_metrics
-from reviewlstm.models import ENCODER, ReviewLSTM, build_model, can_project, projected_last_hidden
-from reviewlstm.storage import atomic_file
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' is CUDA when present, else CPU."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+from reviewlstm.models import ENCODER, ReviewLSTM, build_model
 
 
 def _check_split(split: Split, name: str, vocab_size: int, num_classes: int) -> None:
@@ -59,52 +48,12 @@ def _check_split(split: Split, name: str, vocab_size: int, num_classes: int) -> 
         )
 
 
-def _outputs(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, batch_size: int,
-             project: bool = True) -> torch.Tensor:
-    """Raw model outputs for every row, in eval mode, batch by batch.
-
-    project: the study's shapes through models.projected_last_hidden, faster than nn.LSTM
-    (bench/RESULTS.md, "Prediction throughput"); False gives nn.LSTM's outputs, for comparison."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    # A variable-length model reads no step past a review's length, so rows sorted by length
-    # and each batch cut at its longest give the same outputs for fewer steps.
-    order = torch.argsort(lengths, stable=True) if getattr(model, "variable", False) else None
-    if order is not None:
-        ids, lengths = ids[order], lengths[order]
-    project = project and can_project(model)  # the study's shapes: a faster way to the same outputs
-    with torch.inference_mode():
-        parts = []
-        for i in range(0, len(ids), batch_size):
-            x, n = ids[i : i + batch_size].to(device), lengths[i : i + batch_size].to(device)
-            if order is not None:
-                x = x[:, : max(int(n.max()), 1)]
-            parts.append(model.output(projected_last_hidden(model, x, n)) if project else model(x, n))
-        out = torch.cat(parts)
-    model.train(was_training)
-    if order is not None:
-        out = out[torch.argsort(order)]
-    return out.float().cpu()
-
-
-def predict_proba(
-    model: nn.Module,
-    split_or_ids: Split | np.ndarray,
-    lengths: np.ndarray | None = None,
-    batch_size: int = 500,
-    project: bool = True,
-) -> np.ndarray:
-    """Class probabilities (n, C) from a classifier, the predicted ratings (n,) from a regressor.
-
-    Batches of 500 score as fast as batches of 5000 on a CPU and hold a tenth of the memory."""
-    if isinstance(split_or_ids, Split):
-        split_or_ids, lengths = split_or_ids.ids, split_or_ids.lengths
-    if lengths is None:
-        raise ValueError("lengths are required with an ids array")
-    ids = torch.as_tensor(np.asarray(split_or_ids), dtype=torch.int64)
-    out = _outputs(model, ids, torch.as_tensor(np.asarray(lengths), dtype=torch.int64), batch_size, project)
-    return (out if out.ndim == 1 else out.softmax(-1)).numpy()
+def adam(params: list[torch.Tensor], lr: float, scales: list[float] | None = None) -> torch.optim.Adam:
+    """torch's Adam, a parameter group per learning-rate scale (ULMFiT's discriminative rates)."""
+    groups: dict[float, list[torch.Tensor]] = {}
+    for p, scale in zip(params, scales or [1.0] * len(params)):
+        groups.setdefault(scale, []).append(p)
+    return torch.optim.Adam([{"params": ps, "lr": lr * scale} for scale, ps in groups.items()], lr=lr)
 
 
 def _loss(out: torch.Tensor, target: torch.Tensor, regress: bool, expected_weight: float = 0.0) -> torch.Tensor:
@@ -149,7 +98,7 @@ def _backward(model: ReviewLSTM, ids: torch.Tensor, lengths: torch.Tensor, targe
 def _evaluate(model: ReviewLSTM, split: Split, batch_size: int, num_classes: int,
               expected_weight: float = 0.0) -> dict[str, float]:
     """Validation loss and metrics (scalars only: the confusion matrix is left to evaluation)."""
-    out = _outputs(model, torch.from_numpy(split.ids), torch.from_numpy(split.lengths), batch_size)
+    out = outputs(model, torch.from_numpy(split.ids), torch.from_numpy(split.lengths), batch_size)
     labels = torch.from_numpy(split.labels)
     row = {"valid_loss": _loss(out, labels, model.regress, expected_weight).item()}
     if model.regress:
@@ -195,7 +144,7 @@ def train_model(
     """
     for split, name in ((train, "training"), (valid, "validation")):
         _check_split(split, name, vocab_size, num_classes)
-    keep_freed_memory()  # about twice as fast a step at batch 5000 (reviewlstm/memory.py)
+    keep_freed_memory()  # about twice as fast a step at batch 5000 (reviewlstm/allocator.py)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads or available_cores())
     try:
@@ -236,7 +185,7 @@ def train_model(
                     continue
                 if round_no == resume["round"]:
                     done = resume["round_epochs"]
-            optimizer = Adam(params, lr=rnd.lr, scales=scales)  # fresh each round, as in the study; torch's arithmetic
+            optimizer = adam(params, rnd.lr, scales)  # fresh each round, as in the study
             if done:
                 optimizer.load_state_dict(resume["optimizer"])
             for epoch_in_round in range(done + 1, rnd.epochs + 1):
@@ -265,7 +214,7 @@ def train_model(
                 row.update(_evaluate(model, valid, eval_bs, num_classes, weight))
                 history.append(row)
                 if checkpoint is not None:
-                    _save_checkpoint(checkpoint, {
+                    save_checkpoint(checkpoint, {
                         "format": CHECKPOINT_FORMAT, "run": run_id, "round": round_no, "round_epochs": epoch_in_round,
                         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history,
                         "torch_rng": torch.get_rng_state(), "shuffle_rng": shuffle.get_state(),
@@ -329,85 +278,3 @@ def _batches(lengths: torch.Tensor, batch_size: int, bucket: bool, generator: to
         batches += list(rows.split(batch_size))
     order = torch.randperm(len(batches), generator=generator)
     return [batches[i].to(lengths.device) for i in order]
-
-
-CHECKPOINT_FORMAT = "reviewlstm-train-checkpoint/2"  # 2: reviewlstm.adam's optimizer state
-
-
-def run_fingerprint(cfg: ModelConfig, train: Split, valid: Split, vocab_size: int, seed: int,
-                    embeddings: np.ndarray | None, num_classes: int, device: torch.device,
-                    encoder: dict[str, torch.Tensor] | None = None) -> str:
-    """What makes two train_model calls the same run: config, data, seed, sizes, device type."""
-    h = hashlib.sha256(json.dumps({"cfg": cfg.model_dump(mode="json"), "seed": seed, "vocab_size": vocab_size,
-                                   "num_classes": num_classes, "device": device.type}, sort_keys=True).encode())
-    for array in (train.ids, train.lengths, train.labels, valid.ids, valid.lengths, valid.labels,
-                  *([] if embeddings is None else [embeddings]),
-                  *(v.numpy() for _, v in sorted((encoder or {}).items()))):
-        array = np.ascontiguousarray(array)
-        h.update(f"{array.dtype.str}{array.shape}".encode())
-        h.update(memoryview(array).cast("B"))
-    return h.hexdigest()
-
-
-def checkpoint_epochs(path: str | Path) -> int | None:
-    """Epochs a checkpoint file holds (None: no readable checkpoint), whichever run it is of."""
-    state = read_checkpoint(Path(path), None)
-    return None if state is None else len(state["history"])
-
-
-def read_checkpoint(path: Path, run_id: str | None) -> dict | None:
-    """The checkpoint at `path` if it is a readable one of this run (any run when run_id is None).
-
-    Loaded with weights_only=True: tensors and plain data only, never code.
-    """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        return None
-    except Exception:  # truncated or foreign: only an optimisation, so start over
-        return None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        return None
-    if run_id is not None and state.get("run") != run_id:
-        return None
-    return state
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    """Write atomically: a temporary file beside it, fsynced, renamed over the previous one."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as f:  # a file object: a full disk is an OSError naming ENOSPC
-        torch.save(state, f)
-
-
-def load_model(
-    cfg: ModelConfig, vocab_size: int, state_dict_path: str | Path, num_classes: int = 5, device: str = "cpu"
-) -> ReviewLSTM:
-    """A trained model in eval mode; a file that is unreadable or written for another
-    vocabulary or architecture is an InputError naming the file."""
-    path = Path(state_dict_path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:  # torch's message advises weights_only=False: never here
-        if "global" in str(exc).lower():  # "Unsupported global", "unsupported GLOBAL ... is blocked"
-            raise InputError(f"{path}: holds Python objects besides tensors, which are not loaded (loading them "
-                             "could run code); expected the state_dict the train stage saves") from None
-        raise InputError(f"{path}: cannot load model weights (not a file torch.save wrote); expected the state_dict "
-                         "the train stage saves") from None
-    except Exception as exc:  # missing, truncated, not a torch file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: cannot load model weights ({reason})") from None
-    model = ReviewLSTM(cfg, vocab_size, num_classes)
-    expected = model.state_dict()
-    if not isinstance(state, dict) or set(state) != set(expected):
-        got = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise InputError(f"{path}: expected a state_dict with keys {sorted(expected)}, found {got}")
-    for key, value in expected.items():
-        shape = tuple(getattr(state[key], "shape", ()))
-        if shape != tuple(value.shape):
-            raise InputError(
-                f"{path}: {key} has shape {shape}, expected {tuple(value.shape)} "
-                f"(written for another vocabulary size or model config?)"
-            )
-    model.load_state_dict(state)
-    return model.to(resolve_device(device)).eval()

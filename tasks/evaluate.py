@@ -22,7 +22,7 @@ def evaluate(reviews: Record, encoded: Record, models: dict[str, Record], data_d
     LSTMs read the encoded validation rows, the baseline their ingested text, and an ensemble
     averages its members' probabilities (members are always among `models`)."""
     from reviewlstm import baseline, ensemble
-    from reviewlstm.train import load_model, predict_proba
+    from reviewlstm.inference import load_model, predict_proba
 
     with output("evaluate", data_dir, reviews=reviews, encoded=encoded, models=models) as out:
         valid = to_split(pl.read_parquet(file_of(encoded, "encoded.parquet")), "valid")

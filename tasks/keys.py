@@ -21,16 +21,16 @@ KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "prune": ("prune", ("reviewlstm.vocab", "tasks.prune")),
     "encode": ("encode", ("reviewlstm.encode", "tasks.encode")),
     "glove": ("glove", ("reviewlstm.glove", "tasks.glove")),
-    "pretrain": ("pretrain", ("reviewlstm.lm", "reviewlstm.train", "reviewlstm.models", "reviewlstm.adam",
-                              "reviewlstm.encode", "tasks.pretrain")),
-    # reviewlstm.worker only carries the call to another process (tests/test_concurrent_training.py
+    "pretrain": ("pretrain", ("reviewlstm.lm", "reviewlstm.train", "reviewlstm.models", "reviewlstm.encode",
+                              "tasks.pretrain")),
+    # reviewlstm.child only carries the call to another process (tests/test_concurrent_training.py
     # shows it trains bit-identically), so its code is not part of the key
-    "train": ("train", ("reviewlstm.models", "reviewlstm.train", "reviewlstm.adam", "reviewlstm.metrics",
-                        "reviewlstm.encode", "tasks.train")),
+    "train": ("train", ("reviewlstm.models", "reviewlstm.train", "reviewlstm.inference", "reviewlstm.lstm_steps",
+                        "reviewlstm.checkpoint", "reviewlstm.metrics", "reviewlstm.encode", "tasks.train")),
     "train-baseline": ("train", ("reviewlstm.baseline", "reviewlstm.encode", "tasks.train")),
     "train-ensemble": ("train", ("reviewlstm.ensemble", "tasks.train")),
-    "evaluate": ("evaluate", ("reviewlstm.metrics", "reviewlstm.train", "reviewlstm.models", "reviewlstm.reports",
-                              "reviewlstm.baseline", "reviewlstm.ensemble", "tasks.evaluate")),
+    "evaluate": ("evaluate", ("reviewlstm.metrics", "reviewlstm.inference", "reviewlstm.lstm_steps", "reviewlstm.models",
+                              "reviewlstm.reports", "reviewlstm.baseline", "reviewlstm.ensemble", "tasks.evaluate")),
 }
 
 

@@ -16,7 +16,7 @@ def pretrain(encoded: Record, vocab: Record, glove: Record | None, cfg: LMConfig
              data_dir: str) -> Record:
     """Train the encoder as next- and previous-word predictor on the training rows (never the
     validation rows), in a child process as training does; save its weights."""
-    from reviewlstm.worker import train_in_child
+    from reviewlstm.child import train_in_child
 
     logger = run_logger()
     with output("pretrain", data_dir, encoded=encoded, vocab=vocab, glove=glove, cfg=cfg, seed=seed,

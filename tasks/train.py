@@ -63,7 +63,7 @@ def train(encoded: Record, vocab: Record, glove: Record | None, pretrained: Reco
     A run that was killed mid-training continues from its last finished epoch: the checkpoint
     lives beside the layer's outputs under the stage's key, and goes once the model is stored.
     """
-    from reviewlstm.worker import train_in_child  # torch stays in the child (reviewlstm/worker.py)
+    from reviewlstm.child import train_in_child  # torch stays in the child (reviewlstm/child.py)
 
     inputs = dict(encoded=encoded, vocab=vocab, glove=glove, pretrained=pretrained, name=name, cfg=cfg,
                   trainer=trainer, num_classes=num_classes)

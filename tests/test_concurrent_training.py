@@ -20,7 +20,7 @@ from reviewlstm.config import ModelConfig, PipelineConfig, Round, TrainConfig
 from reviewlstm.encode import Split
 from reviewlstm.errors import InputError
 from reviewlstm.train import train_model
-from reviewlstm.worker import train_in_child
+from reviewlstm.child import train_in_child
 
 
 def tiny_split(n: int, seed: int) -> Split:

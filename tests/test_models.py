@@ -6,7 +6,8 @@ import torch
 
 from reviewlstm.config import ModelConfig, article
 from reviewlstm.errors import InputError
-from reviewlstm.models import build_model, can_project, packed_last_hidden, projected_last_hidden
+from reviewlstm.lstm_steps import can_project, projected_last_hidden
+from reviewlstm.models import build_model, packed_last_hidden
 
 IDS = torch.tensor([
     [1, 2, 12, 34, 56, 78, 90, 80],

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from reviewlstm.config import ModelConfig, Round, best
 from reviewlstm.encode import Split
 from reviewlstm.models import build_model
-from reviewlstm.train import _batches, _hold_out, _loss, predict_proba, train_model
+from reviewlstm.train import _batches, _hold_out, _loss, train_model
+from reviewlstm.inference import predict_proba
 
 SMALL = dict(length="variable", embedding_dim=6, hidden_dim=5, dropout=0.0)
 

@@ -22,7 +22,7 @@ from reviewlstm import text
 from reviewlstm.encode import encode_tokens
 from reviewlstm.errors import InputError
 from reviewlstm.registry import write_bundle
-from reviewlstm.train import predict_proba
+from reviewlstm.inference import predict_proba
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from reviewlstm.config import ModelConfig
 from reviewlstm.errors import InputError
 from reviewlstm.models import ReviewLSTM
 from reviewlstm.registry import write_bundle
-from reviewlstm.train import predict_proba
+from reviewlstm.inference import predict_proba
 
 SHAPES = {
     "the study's fixed": {},

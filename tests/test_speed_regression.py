@@ -18,7 +18,8 @@ from reviewlstm import ingest, text, vocab
 from reviewlstm.config import CleanConfig, IngestConfig, ModelConfig, TokenizeConfig
 from reviewlstm.encode import encode_tokens
 from reviewlstm.lexicon import Lexicon
-from reviewlstm.models import build_model, packed_last_hidden, projected_last_hidden
+from reviewlstm.lstm_steps import projected_last_hidden
+from reviewlstm.models import build_model, packed_last_hidden
 
 
 def ratio(slow, fast, rounds: int = 3) -> float:
@@ -89,7 +90,7 @@ def test_fast_tokenizer_beats_spacy():
 
 
 def test_projected_inference_beats_the_lstm(one_thread):
-    """Prediction's steps (models.projected_last_hidden: input table, one sigmoid for four
+    """Prediction's steps (lstm_steps.projected_last_hidden: input table, one sigmoid for four
     gates, one TorchScript call) against nn.LSTM itself, the study's fixed model on 500 rows."""
     torch.manual_seed(0)
     model = build_model(ModelConfig(), vocab_size=2000).eval()

@@ -8,7 +8,8 @@ from reviewlstm.config import ModelConfig, Round
 from reviewlstm.encode import Split
 from reviewlstm.errors import InputError
 from reviewlstm.models import build_model
-from reviewlstm.train import load_model, predict_proba, train_model
+from reviewlstm.train import train_model
+from reviewlstm.inference import load_model, predict_proba
 
 VOCAB, T = 30, 10
 
@@ -50,13 +51,13 @@ def test_history_rows_rounds_and_fresh_optimizers(monkeypatch):
     from reviewlstm import train as library
 
     made = []
-    adam = library.Adam
+    adam = library.adam
 
     def spy(params, lr, scales=None):
         made.append(lr)
-        return adam(params, lr=lr, scales=scales)
+        return adam(params, lr, scales)
 
-    monkeypatch.setattr(library, "Adam", spy)
+    monkeypatch.setattr(library, "adam", spy)
     seen = []
     cfg = small(rounds=[Round(epochs=2, lr=0.05), Round(epochs=0, lr=0.5), Round(epochs=1, lr=0.01)])
     _, hist = train_model(cfg, TRAIN, VALID, VOCAB, seed=0, threads=1, on_epoch=seen.append)

@@ -21,7 +21,8 @@ from reliability_helpers import (ROOT, assert_all_published_intact, cli_cmd, cli
 from reviewlstm.config import ModelConfig, PipelineConfig
 from reviewlstm.encode import to_split
 from reviewlstm.storage import LAYERS, read_record, stage_output, sweep_leftovers, verify
-from reviewlstm.train import CHECKPOINT_FORMAT, checkpoint_epochs, train_model
+from reviewlstm.train import train_model
+from reviewlstm.checkpoint import CHECKPOINT_FORMAT, checkpoint_epochs
 
 HERE = Path(__file__).resolve().parent
 VOCAB = 30

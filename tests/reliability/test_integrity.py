@@ -17,7 +17,7 @@ from reviewlstm.config import ModelConfig, PipelineConfig
 from reviewlstm.errors import InputError
 from reviewlstm.fingerprint import file_digest
 from reviewlstm.models import ReviewLSTM
-from reviewlstm.train import load_model
+from reviewlstm.inference import load_model
 
 
 def statuses(summary: dict) -> dict[str, str]:

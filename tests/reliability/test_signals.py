@@ -72,7 +72,7 @@ def start_training(tmp_path: Path, env: dict[str, str], *extra: str) -> tuple[su
                              str(tmp_path / "data"), "--config", str(cfg), *extra], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 180
-    while not any("reviewlstm.worker" in cmdline(p) for p in descendants(proc.pid)):
+    while not any("reviewlstm.child" in cmdline(p) for p in descendants(proc.pid)):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "training never started"
         time.sleep(0.2)

@@ -29,9 +29,9 @@ from typing import Any
 from reviewlstm.errors import InputError
 from reviewlstm.storage import temp_dir
 
-_ERROR = "reviewlstm-worker-error"
+_ERROR = "reviewlstm-child-error"
 _RUNNING: set[subprocess.Popen] = set()  # this process's training children
-_RESUMED = "reviewlstm-worker-resumed"  # epochs a checkpoint already held
+_RESUMED = "reviewlstm-child-resumed"  # epochs a checkpoint already held
 
 
 def train_in_child(job: dict[str, Any], model_file: str | Path, on_epoch: Callable[[dict], None] | None = None,
@@ -51,7 +51,7 @@ def train_in_child(job: dict[str, Any], model_file: str | Path, on_epoch: Callab
         job_file.write_bytes(pickle.dumps({"kwargs": job, "model": str(model_file), "result": str(result_file),
                                            "parent": os.getpid(), "kind": job_kind}))
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen([sys.executable, "-m", "reviewlstm.worker", str(job_file)],
+        proc = subprocess.Popen([sys.executable, "-m", "reviewlstm.child", str(job_file)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         _RUNNING.add(proc)
         stderr: list[str] = []
@@ -131,7 +131,8 @@ def _die_with(parent: int) -> None:
 def main(job_file: str) -> int:
     import torch
 
-    from reviewlstm.train import checkpoint_epochs, train_model
+    from reviewlstm.train import train_model
+    from reviewlstm.checkpoint import checkpoint_epochs
 
     job = pickle.loads(Path(job_file).read_bytes())
     _die_with(job["parent"])

@@ -1,4 +1,4 @@
-"""Keeping freed memory (reviewlstm/memory.py) changes how fast training runs, never its numbers."""
+"""Keeping freed memory (reviewlstm/allocator.py) changes how fast training runs, never its numbers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from helpers import ROOT
 
 TRAIN = """
 import json, numpy as np
-from reviewlstm import memory
+from reviewlstm import allocator as memory
 from reviewlstm.config import ModelConfig, Round
 from reviewlstm.encode import Split
 from reviewlstm.train import train_model
