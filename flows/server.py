@@ -1,7 +1,7 @@
-"""The temporary Prefect server of a `reviewlstm run` without PREFECT_API_URL.
+"""The temporary Prefect server of a `reviewlstm run --task-runner dask` without PREFECT_API_URL.
 
 Prefect starts such a server itself, but to do so it imports prefect.server's whole API (FastAPI
-routes, SQLAlchemy models, about 100 MB) into the process that runs the flow, where it stays for
+routes, SQLAlchemy models) into the process that runs the flow, where it stays for
 the whole run beside the trainings. Here the same uvicorn command starts in a child process and
 this process's settings point at it, so the run's own process only ever holds a client
 (bench/RESULTS.md, "Memory").

@@ -8,8 +8,8 @@ multiprocessing children) or a plain shell.
 
 The parent sends a job (pickled to a file: configs, arrays and paths, no code); the child streams
 one JSON line per epoch on stdout, saves the weights to the model file itself and the history to
-the job's result file. The parent never imports torch: it would cost every training run about
-220 MB of memory in the orchestrating process (bench/RESULTS.md, "Memory").
+the job's result file. The parent never imports torch, which would hold memory in the orchestrating process for the
+whole run (bench/RESULTS.md, "Memory").
 """
 
 from __future__ import annotations

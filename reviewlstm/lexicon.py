@@ -1,9 +1,8 @@
 """Cleaned review text straight to ids with array operations: prediction's tokenize + encode.
 
 The pipeline's stages tokenize into strings (text.tokenize) and look the strings up
-(encode.encode_tokens). Making one Python string per token is most of that cost, about 25 us a
-review against 3 for cleaning (bench/RESULTS.md, "Prediction throughput"), and prediction does
-it for every review it rates. Here a batch of cleaned texts is read as the bytes polars already
+(encode.encode_tokens). Making one Python string per token is most of that cost (bench/RESULTS.md,
+"Prediction throughput"), and prediction does it for every review it rates. Here a batch of cleaned texts is read as the bytes polars already
 holds, and words, runs of spaces and spaCy's special cases become ids in numpy:
 
 - a word (a run of a-z) of up to 12 letters becomes a 60-bit key, 5 bits a letter, read from
@@ -47,8 +46,8 @@ def pack(word: str) -> int:
 class Lexicon:
     """A vocabulary (word -> id) as a hash table of keys, with spaCy's special cases as id sequences.
 
-    A lookup is a few array passes over the words; numpy's binary search (searchsorted) into
-    sorted keys took 3x as long on the real reviews."""
+    A lookup is a few array passes over the words, faster than numpy's binary search
+    (searchsorted) into sorted keys on the real reviews."""
 
     index: dict[str, int]
     slots: np.ndarray  # open-addressing hash table of keys (the vocabulary's a-z words of up to

@@ -91,7 +91,7 @@ def _steps(table: torch.Tensor, w_hh: torch.Tensor, ids: torch.Tensor, active: l
 
 @lru_cache(maxsize=1)
 def _scripted_steps():
-    """_steps compiled on first use (about 0.1 s), not at import. TorchScript is deprecated in
+    """_steps compiled on first use, not at import. TorchScript is deprecated in
     favour of torch.compile, which needs a C++ compiler at run time; should a later torch drop
     it, the same loop runs in Python (same results, holding the GIL between steps)."""
     try:

@@ -5,8 +5,8 @@ Cleaning runs as vectorised polars expressions. Tokenizing gives exactly what
 
 - a text made only of lowercase ASCII letters and spaces (every text the study's cleaning
   produces, unless it leaves ASCII control characters) takes the fast path: str.split with
-  spaCy's whitespace rules and its tokenizer exceptions, 5-6x faster on the real reviews
-  (bench/RESULTS.md) and without importing spaCy (which also imports torch, about 3 s);
+  spaCy's whitespace rules and its tokenizer exceptions, faster on the real reviews
+  (bench/RESULTS.md, "Tokenizer") and without importing spaCy (which also imports torch);
 - any other text goes through spaCy itself (`tokenizer.pipe`, in batches).
 
 Why the fast path is exact: on such text spaCy's prefix, suffix, infix and URL rules never

@@ -73,8 +73,7 @@ def _backward(model: ReviewLSTM, ids: torch.Tensor, lengths: torch.Tensor, targe
               expected_weight: float, micro_batch: int | None) -> float:
     """The batch's mean loss, its gradients accumulated: in one pass, or micro-batch by
     micro-batch from the embedding to the head, so that at batch 5000 the LSTM's saved
-    activations (about 2 GB) and the embedded batch with its gradients (about 0.3 GB) are never
-    all alive. The embedding dropout is drawn once for the whole batch, the same draw as one
+    activations and the embedded batch with its gradients are never all alive. The embedding dropout is drawn once for the whole batch, the same draw as one
     pass; the sum of the parts' gradients equals the batch's to float rounding."""
     n = len(target)
     if not micro_batch or n <= micro_batch:
