@@ -96,7 +96,8 @@ def pretrain(lm: LMConfig, ids: np.ndarray, lengths: np.ndarray, vocab_size: int
                 rows = order[batch]
                 nb = n[rows]
                 xb = x[rows][:, : int(nb.max())]
-                optimizer.lr = slanted_triangular(step, total, lm.lr)
+                for group in optimizer.param_groups:
+                    group["lr"] = slanted_triangular(step, total, lm.lr)
                 optimizer.zero_grad()
                 loss = model.loss(xb, nb)
                 loss.backward()
