@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 UI_PORT ?= 4200
 
-.PHONY: install run test test-fast clean-data ui
+.PHONY: install run test test-fast bench clean-data ui
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ test: install  ## every test, including the end-to-end run on ../shared/data
 
 test-fast: install  ## the library tests and one quick end-to-end run: about 2 minutes
 	$(BIN)/python -m pytest -q -m "not server or quick_e2e"
+
+bench: install  ## the quick benchmarks (a few minutes), on the data folder a `make run` finished
+	$(BIN)/python bench/local_commands.py --data-dir data --reps 5
+	$(BIN)/python bench/lstm_steps.py
 
 ui: install  ## the Prefect UI: server on 127.0.0.1:$(UI_PORT), work pool, deployments, worker; Ctrl-C stops them
 	$(BIN)/reviewlstm ui --port $(UI_PORT)

@@ -178,7 +178,7 @@ def cmd_run(args: argparse.Namespace, until: str, force: list[str]) -> int:
         if summary is not None:
             _show(summary, args.json)
             return 0
-    from flows.ui import answers, configured_api_url, use_project_server
+    from flows.connect import answers, configured_api_url, use_project_server
 
     use_project_server()  # `reviewlstm ui` running for this project: the run shows in its UI
     url = configured_api_url()
@@ -237,7 +237,8 @@ def _quiet_prefect_console() -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from flows.status import stage_status
-    from flows.ui import server_overview, use_project_server
+    from flows.connect import use_project_server
+    from flows.overview import server_overview
 
     use_project_server()
     server = server_overview()  # None without PREFECT_API_URL; a silent server is an InputError
@@ -347,7 +348,7 @@ def _is_api_failure(e: BaseException) -> bool:
 
 def _api_url() -> str:
     try:
-        from flows.ui import configured_api_url
+        from flows.connect import configured_api_url
 
         return configured_api_url() or "(none)"
     except Exception:

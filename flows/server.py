@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from flows.ui import answers
+from flows.connect import answers
 from reviewlstm.errors import InputError
 from reviewlstm.storage import temp_dir
 from reviewlstm.child import parent_death_signal

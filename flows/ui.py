@@ -1,9 +1,5 @@
 """The Prefect UI for this project: a local server, the work pool, the deployments of prefect.yaml
-and a worker, started together and stopped together (`reviewlstm ui`, `make ui`).
-
-Also what `reviewlstm status` says about a configured server: its deployments and their next
-scheduled runs.
-"""
+and a worker, started together and stopped together (`reviewlstm ui`, `make ui`)."""
 
 from __future__ import annotations
 
@@ -14,153 +10,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
+from flows.connect import ROOT, answers, pointer_path, prefect_home
 from reviewlstm.errors import InputError
-from reviewlstm.storage import alive
 
-ROOT = Path(__file__).resolve().parents[1]
 POOL = "reviewlstm-process"
 DEFAULT_PORT = 4200
-
-
-# --- reviewlstm status: the server's deployments -------------------------------------------
-
-
-def configured_api_url() -> str | None:
-    """PREFECT_API_URL from the environment, a Prefect profile or prefect.toml; None when unset."""
-    from prefect.settings import get_current_settings
-
-    url = get_current_settings().api.url
-    return str(url).rstrip("/") if url else None
-
-
-def pointer_path() -> Path:
-    """Where `reviewlstm ui` says which server it runs: in Prefect's home (prefect.toml's is the
-    project's .prefect), read without importing Prefect."""
-    return prefect_home() / "reviewlstm-server.json"
-
-
-def prefect_home() -> Path:
-    """PREFECT_HOME as the user set it, else the project's .prefect (prefect.toml's)."""
-    return Path(os.environ.get("PREFECT_HOME") or ROOT / ".prefect").expanduser()
-
-
-def project_server() -> str | None:
-    """The API URL of this project's running `reviewlstm ui` server; a pointer left by one that
-    died (its process gone, or not answering) is removed and ignored."""
-    path = pointer_path()
-    try:
-        pointer = json.loads(path.read_text())
-        url, pid = str(pointer["api_url"]), int(pointer["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if alive(pid) and answers(url, timeout=1):
-        return url
-    path.unlink(missing_ok=True)
-    return None
-
-
-def use_project_server() -> str | None:
-    """Point this process at the project's running server when the user set no PREFECT_API_URL."""
-    if os.environ.get("PREFECT_API_URL"):
-        return None
-    url = project_server()
-    if url:
-        os.environ["PREFECT_API_URL"] = url
-        if "prefect.settings" in sys.modules:
-            from prefect.context import refresh_global_settings_context
-
-            refresh_global_settings_context()
-    return url
-
-
-def answers(api_url: str, timeout: float = 3.0) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as r:
-            return r.status == 200
-    except (OSError, ValueError):
-        return False
-
-
-def _next_from_schedule(schedule: Any) -> datetime | None:
-    """The next date of a cron/interval/rrule schedule, computed as the server would."""
-    import asyncio
-
-    from prefect.server.schemas import schedules as server_schedules
-
-    kind = type(schedule).__name__
-    try:
-        server_schedule = getattr(server_schedules, kind).model_validate(schedule.model_dump())
-        dates = asyncio.run(server_schedule.get_dates(n=1, start=datetime.now(timezone.utc)))
-    except Exception:  # an unknown schedule type: say nothing rather than something wrong
-        return None
-    return dates[0] if dates else None
-
-
-def deployments_overview(api_url: str) -> list[dict[str, Any]]:
-    """Every deployment on the server with its schedules and its next scheduled run."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
-    from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    rows = []
-    with get_client(sync_client=True) as client:
-        flows = {}
-        for dep in client.read_deployments():
-            if dep.flow_id not in flows:
-                flows[dep.flow_id] = client.read_flow(dep.flow_id).name
-            scheduled = client.read_flow_runs(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep.id])),
-                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
-                sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=1)
-            active = [s for s in dep.schedules if s.active] if not dep.paused else []
-            if scheduled and scheduled[0].expected_start_time:
-                nxt = scheduled[0].expected_start_time
-            else:
-                dates = [d for d in (_next_from_schedule(s.schedule) for s in active) if d is not None]
-                nxt = min(dates) if dates else None
-            rows.append({
-                "deployment": f"{flows[dep.flow_id]}/{dep.name}",
-                "work_pool": dep.work_pool_name,
-                "schedule": ", ".join(_describe(s.schedule) for s in active) or ("paused" if dep.paused else ""),
-                "next_run": nxt.astimezone(timezone.utc).isoformat(timespec="minutes") if nxt else None,
-            })
-    return sorted(rows, key=lambda r: r["deployment"])
-
-
-def _describe(schedule: Any) -> str:
-    if getattr(schedule, "cron", None):
-        return f"cron {schedule.cron} {schedule.timezone or 'UTC'}"
-    if getattr(schedule, "interval", None):
-        return f"every {schedule.interval}"
-    if getattr(schedule, "rrule", None):
-        return f"rrule {schedule.rrule}"
-    return type(schedule).__name__
-
-
-def server_overview() -> dict[str, Any] | None:
-    """None when no server is set; the server and its deployments when one answers.
-
-    The server of PREFECT_API_URL in the environment (or of use_project_server): a URL kept only in
-    a Prefect profile would cost `status` Prefect's import (about a second). A server that does
-    not answer is an InputError (one line, exit 2).
-    """
-    url = os.environ.get("PREFECT_API_URL", "").rstrip("/") or None
-    if not url:
-        return None
-    if not answers(url):
-        raise InputError(f"PREFECT_API_URL={url}: the Prefect server does not answer; expected a running server "
-                         f"(start one with `reviewlstm ui`, or unset PREFECT_API_URL)")
-    return {"server": url, "deployments": deployments_overview(url)}
-
-
-# --- reviewlstm ui: server, work pool, deployments, worker ---------------------------------
 
 
 def port_free(host: str, port: int) -> bool:

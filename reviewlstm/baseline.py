@@ -67,7 +67,7 @@ class Baseline:
         matrix. The n-grams are scikit-learn's (lowercase; the default token pattern; char_wb pads
         each whitespace-separated word with one space and takes a word shorter than n once), the
         weighting TfidfVectorizer's (sublinear tf, idf, rows of unit length); equal to the
-        vectorizers' to float rounding (tests/test_ngrams.py)."""
+        vectorizers' to float rounding (tests/library/test_ngrams.py)."""
         idf = self.terms["idf"].to_numpy()
         logits = np.tile(self.intercept, (len(texts), 1)).astype(np.float64)
         for row, doc in enumerate(texts):
@@ -97,7 +97,7 @@ class Baseline:
     def features(self, texts: list[str], fast: bool = True):
         """TF-IDF rows. fast: n-grams counted in arrays (reviewlstm/ngrams.py; scikit-learn's
         char_wb analyzer is pure Python, bench/RESULTS.md), weighted by scikit-learn; False: the
-        vectorizers' own transform. The two agree exactly (tests/test_ngrams.py)."""
+        vectorizers' own transform. The two agree exactly (tests/library/test_ngrams.py)."""
         parts = []
         fast = fast and len(texts) >= FAST_FROM
         for name, v in self.vectorizers.items():

@@ -15,7 +15,7 @@ holds, and words, runs of spaces and spaCy's special cases become ids in numpy:
 Only texts of lowercase letters and spaces (text.SAFE_TEXT, what the study's cleaning makes)
 go this way, those being exactly text.py's fast-path rules; other texts go through
 text.tokenize. Equal to encode_tokens(text.tokenize(...)) on every real review and on
-generated strings (tests/test_lexicon.py).
+generated strings (tests/library/test_lexicon.py).
 """
 
 from __future__ import annotations

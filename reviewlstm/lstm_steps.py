@@ -1,5 +1,5 @@
 """The study's LSTM for inference, faster on a CPU than nn.LSTM's forward (ReviewLSTM.last_hidden),
-which it replaces in scoring and must equal (tests/test_models.py; figures in bench/RESULTS.md)."""
+which it replaces in scoring and must equal (tests/library/test_models.py; figures in bench/RESULTS.md)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def projected_last_hidden(model: ReviewLSTM, ids: torch.Tensor, lengths: torch.T
     only the rows still inside their review (what packing does); a finished row keeps its state.
     The steps run as one TorchScript call, which releases the GIL for the whole batch, so threads
     scoring side by side do not wait on each other or on a thread that tokenizes.
-    Equal to last_hidden in eval mode up to float rounding (tests/test_models.py).
+    Equal to last_hidden in eval mode up to float rounding (tests/library/test_models.py).
     """
     table, w_hh = _projection(model)
     batch, steps = ids.shape

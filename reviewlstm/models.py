@@ -56,7 +56,7 @@ class ReviewLSTM(nn.Module):
         """Which embedded values embed's dropout keeps for this batch, drawn as F.dropout draws
         them on a CPU (bernoulli(1 - p) over the (B, T, E) shape: the same random stream), one
         bool a value, a quarter of the float noise's memory. A batch embedded part by part with
-        `dropped` then gets the draw of one pass (tests/test_train.py; a GPU's fused dropout
+        `dropped` then gets the draw of one pass (tests/library/test_train.py; a GPU's fused dropout
         draws differently, so there the draw is another, equally random one).
         None where dropout draws nothing (p = 0, or eval mode)."""
         p = self.dropout.p

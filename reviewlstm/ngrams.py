@@ -7,7 +7,7 @@ number, plus its length above them; keys are looked up in the sorted keys of the
 vocabulary. A character or token the vocabulary never holds gets a digit of its own that no
 vocabulary key holds, so an n-gram containing it is dropped, as scikit-learn drops it.
 `Counter.of` gives None where these rules do not cover a vectorizer's settings; the caller then
-uses scikit-learn's own transform. tests/test_ngrams.py holds the two equal on every real review.
+uses scikit-learn's own transform. tests/library/test_ngrams.py holds the two equal on every real review.
 """
 
 from __future__ import annotations

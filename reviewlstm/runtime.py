@@ -3,7 +3,7 @@
 Promotion exports each LSTM of the bundle to `model.onnx` beside its `model.pt` (`export`);
 `reviewlstm.predict` scores through it (`Session`) when ONNX Runtime is installed, and through
 torch otherwise. The graph is the model's own forward pass (ids and lengths in, probabilities or
-the regression output out), so the two agree to float rounding (tests/test_runtime.py). An ONNX
+the regression output out), so the two agree to float rounding (tests/library/test_runtime.py). An ONNX
 file is a graph of operators and weights: loading one runs no Python code.
 """
 

@@ -14,7 +14,7 @@ match (each needs a character other than a-z), so spaCy only splits at spaces an
 special cases. Its whitespace rule: one space after a word is that word's trailing whitespace;
 each further space of a run joins one whitespace token (n spaces between or after words -> a
 token of n-1 spaces); spaces at the start of a text form one token of all of them. Its special
-cases apply to whole words: "dont" -> "do", "nt". tests/test_text_fast.py compares both paths
+cases apply to whole words: "dont" -> "do", "nt". tests/library/test_text_fast.py compares both paths
 on all 23,486 real reviews and on generated strings.
 """
 

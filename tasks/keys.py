@@ -23,7 +23,7 @@ KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "glove": ("glove", ("reviewlstm.glove", "tasks.glove")),
     "pretrain": ("pretrain", ("reviewlstm.lm", "reviewlstm.train", "reviewlstm.models", "reviewlstm.encode",
                               "tasks.pretrain")),
-    # reviewlstm.child only carries the call to another process (tests/test_concurrent_training.py
+    # reviewlstm.child only carries the call to another process (tests/flows/test_concurrent_training.py
     # shows it trains bit-identically), so its code is not part of the key
     "train": ("train", ("reviewlstm.models", "reviewlstm.train", "reviewlstm.inference", "reviewlstm.lstm_steps",
                         "reviewlstm.checkpoint", "reviewlstm.metrics", "reviewlstm.encode", "tasks.train")),

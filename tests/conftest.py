@@ -68,5 +68,5 @@ def pytest_collection_modifyitems(items):
     test-fast` leaves them out, `make test` (CI) runs everything."""
     for item in items:
         path = str(item.path)
-        if "prefect_server" in item.fixturenames or "/integration/" in path or "/reliability/" in path:
+        if "prefect_server" in item.fixturenames or "/reliability/" in path:
             item.add_marker(pytest.mark.server)

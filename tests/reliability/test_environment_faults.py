@@ -138,8 +138,8 @@ def test_an_api_url_that_does_not_answer_is_named_before_anything_runs(inputs, t
 # The same, past the command's own check: the error Prefect's client raises is mapped too.
 WITHOUT_PRECHECK = r"""
 import sys
-import flows.ui
-flows.ui.answers = lambda *args, **kwargs: True
+import flows.connect
+flows.connect.answers = lambda *args, **kwargs: True
 from flows.cli import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flows import cli, ui
+from flows import cli, connect, ui
 
 LISTEN = "0A"  # TCP state in /proc/net/tcp*
 
@@ -66,7 +66,7 @@ def test_the_ui_server_listens_on_127_0_0_1_only(tmp_path, monkeypatch):
     try:
         (name, server), = stack.procs
         assert name == "server" and server.args[server.args.index("--host") + 1] == "127.0.0.1"
-        assert url == f"http://127.0.0.1:{port}" and ui.answers(f"{url}/api")
+        assert url == f"http://127.0.0.1:{port}" and connect.answers(f"{url}/api")
         addresses = listening_addresses(port)
         assert addresses and set(addresses) == {"127.0.0.1"}, addresses  # not 0.0.0.0, not ::
         for address in other_addresses():

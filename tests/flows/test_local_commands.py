@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT
-from flows import ui
+from flows import connect, ui
 from flows.pipeline import pipeline
 from flows.server import free_port
 from reviewlstm.config import PipelineConfig
@@ -130,12 +130,12 @@ def test_ui_start_points_at_its_server_and_stop_removes_the_pointer(tmp_path, mo
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     stack, url = ui.start(port=free_port(), ui=False, log_dir=tmp_path / "logs")
     try:
-        assert ui.project_server() == f"{url}/api"
-        assert ui.use_project_server() == f"{url}/api" and os.environ["PREFECT_API_URL"] == f"{url}/api"
+        assert connect.project_server() == f"{url}/api"
+        assert connect.use_project_server() == f"{url}/api" and os.environ["PREFECT_API_URL"] == f"{url}/api"
     finally:
         stack.stop()
         monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    assert not ui.pointer_path().exists() and ui.project_server() is None
+    assert not connect.pointer_path().exists() and connect.project_server() is None
 
 
 def test_a_trained_and_promoted_plan_answers_without_a_server(prefect_server, sample_csv, tmp_path):

@@ -47,7 +47,7 @@ def test_a_dask_run_without_a_server_starts_one_without_importing_prefects_serve
     server as a child process (flows/server.py), so its own process never holds prefect.server's
     API; the server answers during the run and is gone when the command exits."""
     pytest.importorskip("prefect_dask")
-    from flows.ui import answers
+    from flows.connect import answers
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(tmp_path / "prefect")
