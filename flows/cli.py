@@ -7,6 +7,7 @@ and argument errors answer at once.
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
 import json
 import os
@@ -437,5 +438,16 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signum
 
 
+def entry(argv: list[str] | None = None) -> None:
+    """The console script: main, then an exit without the interpreter's teardown of every module
+    (most of a second once torch is loaded, bench/RESULTS.md, "Local commands"); the atexit
+    handlers run and the output is flushed first, as sys.exit would."""
+    code = main(argv)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -112,3 +112,34 @@ def test_dask_address_that_does_not_answer_is_one_line(tmp_path):
                            "--data-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "no Dask scheduler answers" in proc.stderr
+
+
+def test_a_running_dask_scheduler_and_its_workers_train_the_variants(prefect_server, sample_csv, tmp_path):
+    """The README's cluster recipe on one machine: `dask scheduler`, `dask worker` processes, and
+    the command pointed at the scheduler; the models land in the data folder the workers see."""
+    pytest.importorskip("prefect_dask")
+    from flows.server import free_port
+
+    port, bin_dir = free_port(), Path(sys.executable).parent
+    env = prefect_server
+    cluster = [subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                 "--no-dashboard"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        cluster.append(subprocess.Popen([str(bin_dir / "dask"), "worker", f"tcp://127.0.0.1:{port}", "--nworkers", "2",
+                                         "--nthreads", "1", "--no-dashboard"], cwd=ROOT, env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        data, config = tmp_path / "data", tmp_path / "config.json"
+        config.write_text(two_variants().model_dump_json())
+        proc = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--raw", str(sample_csv), "--data-dir", str(data),
+                               "--config", str(config), "--dask-address", f"tcp://127.0.0.1:{port}", "--json"],
+                              cwd=ROOT, env=prefect_server, capture_output=True, text=True, timeout=600)
+    finally:
+        for p in cluster:
+            p.terminate()
+        for p in cluster:
+            p.wait(timeout=30)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert {s["stage"]: s["status"] for s in summary["stages"]}["train[a]"] == "ran"
+    threads = pipeline(raw=str(sample_csv), data_dir=str(tmp_path / "threads"), config=two_variants())
+    assert weights(summary) == weights(threads)

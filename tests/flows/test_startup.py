@@ -110,3 +110,16 @@ def test_the_ui_keeps_its_logs_in_the_prefect_home_the_user_chose(tmp_path, monk
     except Stopped:
         pass
     assert made == [tmp_path / "home" / "ui-logs"]
+
+
+@pytest.mark.parametrize("args,status", [(["status"], 0), (["status", "--config", "missing.json"], 2)])
+def test_the_command_exits_as_sys_exit_would_without_the_teardown(tmp_path, args, status):
+    """flows.cli.entry (the console script) skips the interpreter's module teardown: the same exit
+    status, output and atexit handlers as sys.exit(main())."""
+    setup = "import atexit, sys\nfrom flows import cli\natexit.register(lambda: print('atexit ran'))\n"
+    argv = [*args, "--data-dir", str(tmp_path / "data")]
+    fast, plain = (subprocess.run([sys.executable, "-c", setup + call, *argv], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=120) for call in ("cli.entry(sys.argv[1:])", "sys.exit(cli.main(sys.argv[1:]))"))
+    assert fast.returncode == plain.returncode == status
+    assert fast.stdout == plain.stdout and fast.stdout.endswith("atexit ran\n")
+    assert fast.stderr == plain.stderr
