@@ -118,8 +118,9 @@ def test_the_command_exits_as_sys_exit_would_without_the_teardown(tmp_path, args
     status, output and atexit handlers as sys.exit(main())."""
     setup = "import atexit, sys\nfrom flows import cli\natexit.register(lambda: print('atexit ran'))\n"
     argv = [*args, "--data-dir", str(tmp_path / "data")]
-    fast, plain = (subprocess.run([sys.executable, "-c", setup + call, *argv], cwd=ROOT, capture_output=True, text=True,
-                                  timeout=120) for call in ("cli.entry(sys.argv[1:])", "sys.exit(cli.main(sys.argv[1:]))"))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}, "PREFECT_HOME": str(tmp_path / "home")}
+    fast, plain = (subprocess.run([sys.executable, "-c", setup + call, *argv], cwd=ROOT, env=env, capture_output=True,
+                                  text=True, timeout=120) for call in ("cli.entry(sys.argv[1:])", "sys.exit(cli.main(sys.argv[1:]))"))
     assert fast.returncode == plain.returncode == status
     assert fast.stdout == plain.stdout and fast.stdout.endswith("atexit ran\n")
     assert fast.stderr == plain.stderr
