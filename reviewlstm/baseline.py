@@ -24,7 +24,7 @@ from reviewlstm.errors import InputError
 
 TERMS = "terms.parquet"  # analyzer, term, column, idf
 WEIGHTS = "weights.npz"  # coef (C, F), intercept (C,)
-FAST_FROM = 1500  # texts: for fewer, building the array counters costs more than it saves (bench/RESULTS.md)
+FAST_FROM = 1500  # texts: for fewer, building the array counters costs more than it saves (commit 2ac479c)
 FEW = 100  # texts: for fewer, Baseline.few (no scikit-learn to import)
 WORD = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern
 

@@ -8,7 +8,7 @@ from reviewlstm.config import ModelConfig, PipelineConfig
 from reviewlstm.errors import InputError
 
 # bytes a training row keeps per step, per LSTM direction and layer and unit of hidden_dim: the
-# gates, states and their gradients (about 29 floats per unit at batch 5000, bench/RESULTS.md, "Memory")
+# gates, states and their gradients, with a margin (about 29 floats a unit at batch 5000 when b299ed0 set it)
 PER_UNIT = 32 * 4
 PER_EMBEDDING = 4 * 4  # the embedded step, its dropout and gradients, per embedding dimension
 
