@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from reviewlstm.config import BaselineConfig, EnsembleConfig, ModelConfig, PipelineConfig, TrainConfig, profile as named_profile
 from reviewlstm.cores import available_cores
+from reviewlstm.devices import resolve
 from reviewlstm.errors import InputError
 from reviewlstm.memory import check_fits
 from reviewlstm.paths import find_raw, glove_record, raw_record
@@ -105,10 +106,10 @@ def parallel_trains(cfg: PipelineConfig) -> int:
 
 
 def trainer_for(cfg: PipelineConfig) -> TrainConfig:
-    """The train settings each variant gets: threads resolved, so that a cache key names the
-    thread count that trained (float sums, and so results, may depend on it)."""
+    """The train settings each variant gets: threads and device resolved, so that a cache key names
+    the thread count and the device that trained (float sums, and so results, may depend on them)."""
     threads = cfg.train.threads or max(1, available_cores() // parallel_trains(cfg))
-    return cfg.train.model_copy(update={"threads": threads, "parallel": None})
+    return cfg.train.model_copy(update={"threads": threads, "parallel": None, "device": resolve(cfg.train.device)})
 
 
 def sources(raw: str | None, data_dir: str, cfg: PipelineConfig) -> dict[str, Record]:

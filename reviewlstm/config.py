@@ -226,7 +226,7 @@ class TrainConfig(_Section):
     seed: int = 0
     threads: int | None = Field(None, ge=1)  # per variant; None: the cores / parallel
     parallel: int | None = Field(None, ge=1)  # variants trained at once; None: one per core
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    device: Literal["cpu", "cuda", "auto"] = "auto"  # auto: a GPU when torch sees one (reviewlstm/devices.py)
 
 
 class EvaluateConfig(_Section):
