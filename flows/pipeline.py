@@ -1,4 +1,5 @@
-"""The pipeline as one Prefect flow: the plan's steps (flows/plan.py), each a cached stage task."""
+"""The pipeline as one Prefect flow: the plan's steps (flows/plan.py), each a cached stage task; and the
+same steps as plain calls (run_plain) for a command with no server to report to."""
 
 from __future__ import annotations
 
