@@ -15,6 +15,7 @@ import polars as pl
 from reviewlstm.config import EncodeConfig
 
 PAD, UNK = 0, 1
+SLICE = 10_000  # rows whose tokens are Python strings at once: a lazy table's batch is 100k rows or so
 
 
 @dataclass(frozen=True)
@@ -54,20 +55,27 @@ def split_labels(labels: np.ndarray, valid_fraction: float, seed: int, stratify:
     return valid
 
 
-def encode(tokens: pl.DataFrame, vocab: pl.DataFrame, cfg: EncodeConfig) -> pl.DataFrame:
-    """Tokens table (tokens, label) + vocabulary (id, word) -> ids, length, label, split."""
+def encode(tokens: pl.DataFrame | pl.LazyFrame, vocab: pl.DataFrame, cfg: EncodeConfig) -> pl.DataFrame | pl.LazyFrame:
+    """Tokens table (tokens, label) + vocabulary (id, word) -> ids, length, label, split; a lazy
+    table stays lazy, its rows encoded batch by batch (only the labels are read whole, for the split)."""
+    lazy = tokens.lazy()
     index = dict(zip(vocab["word"].to_list(), vocab["id"].to_list()))
-    ids, lengths = encode_tokens(tokens["tokens"].to_list(), index, cfg.max_len)
-    labels = tokens["label"].to_numpy()
-    valid = split_labels(labels, cfg.valid_fraction, cfg.seed, cfg.stratify)
-    return pl.DataFrame(
-        {
-            "ids": pl.Series("ids", ids, dtype=pl.Array(pl.Int32, cfg.max_len)),
-            "length": lengths,
-            "label": labels.astype(np.int8),
-            "split": np.where(valid, "valid", "train"),
-        }
+    labels = lazy.select("label").collect()["label"].to_numpy()
+    valid = np.flatnonzero(split_labels(labels, cfg.valid_fraction, cfg.seed, cfg.stratify))
+    ids = pl.Array(pl.Int32, cfg.max_len)
+
+    def batch(s: pl.Series) -> pl.Series:  # SLICE rows' tokens as Python strings at a time
+        parts = [encode_tokens(s.slice(i, SLICE).to_list(), index, cfg.max_len)[0] for i in range(0, len(s), SLICE)]
+        return pl.Series("ids", np.concatenate(parts) if parts else np.zeros((0, cfg.max_len), np.int32), dtype=ids)
+
+    encoded = lazy.with_row_index("row").select(
+        pl.col("tokens").map_batches(batch, return_dtype=ids, is_elementwise=True).alias("ids"),
+        pl.col("tokens").list.len().clip(upper_bound=cfg.max_len).cast(pl.Int32).alias("length"),
+        pl.col("label").cast(pl.Int8),
+        pl.when(pl.col("row").is_in(pl.Series(valid, dtype=pl.UInt32).implode())).then(pl.lit("valid")).otherwise(pl.lit("train"))
+        .alias("split"),
     )
+    return encoded if isinstance(tokens, pl.LazyFrame) else encoded.collect()
 
 
 def to_split(encoded: pl.DataFrame, name: str) -> Split:
@@ -80,11 +88,13 @@ def to_split(encoded: pl.DataFrame, name: str) -> Split:
     )
 
 
-def figures(encoded: pl.DataFrame) -> dict[str, float]:
-    max_len = encoded["ids"].dtype.size
-    return {
-        "train_rows": int((encoded["split"] == "train").sum()),
-        "valid_rows": int((encoded["split"] == "valid").sum()),
-        "mean_length": round(float(encoded["length"].mean()), 2),
-        "at_max_len": int((encoded["length"] == max_len).sum()),
-    }
+def figures(encoded: pl.DataFrame | pl.LazyFrame) -> dict[str, float]:
+    """Rows per split, mean length, rows cut at max_len; of a lazy table without reading its ids."""
+    lazy = encoded.lazy()
+    max_len = lazy.collect_schema()["ids"].size
+    row = lazy.select(
+        train_rows=(pl.col("split") == "train").sum(), valid_rows=(pl.col("split") == "valid").sum(),
+        mean_length=pl.col("length").mean(), at_max_len=(pl.col("length") == max_len).sum(),
+    ).collect().row(0, named=True)
+    return {"train_rows": int(row["train_rows"]), "valid_rows": int(row["valid_rows"]),
+            "mean_length": round(float(row["mean_length"]), 2), "at_max_len": int(row["at_max_len"])}

@@ -117,8 +117,12 @@ class Output:
     def path(self, name: str) -> Path:
         return self.tmp / name
 
-    def parquet(self, name: str, table: pl.DataFrame) -> None:
-        table.write_parquet(self.path(name), statistics=False)
+    def parquet(self, name: str, table: pl.DataFrame | pl.LazyFrame) -> None:
+        """A table, or a lazy one streamed to the file in bounded memory (the same bytes)."""
+        if isinstance(table, pl.LazyFrame):
+            table.sink_parquet(self.path(name), statistics=False)
+        else:
+            table.write_parquet(self.path(name), statistics=False)
 
     def npy(self, name: str, array: np.ndarray) -> None:
         np.save(self.path(name), array)

@@ -33,8 +33,9 @@ NON_ASCII = r"[^\x00-\x7F]+"
 PUNCT_DIGITS = r"[!-/:-@\[-`{-~0-9\r\t\n]"
 
 
-def clean(texts: pl.Series, cfg: CleanConfig) -> pl.Series:
-    """The study's cleaning: non-ASCII runs and punctuation/digits to spaces, lowercase."""
+def clean(texts: pl.Series | pl.Expr, cfg: CleanConfig) -> pl.Series | pl.Expr:
+    """The study's cleaning: non-ASCII runs and punctuation/digits to spaces, lowercase (on a
+    Series, or as an expression for a lazy table)."""
     if cfg.ascii_only:
         texts = texts.str.replace_all(NON_ASCII, " ")
     if cfg.lowercase:
@@ -149,6 +150,19 @@ def _fast_tokenize(texts: list[str], drop_whitespace: bool) -> list[list[str]]:
             tokens = [t for t in tokens if t[0] != " "]
         out.append(tokens)
     return out
+
+
+SLICE = 10_000  # texts whose tokens are Python strings at once: a lazy table's batch is 100k rows or so
+
+
+def tokenized(texts: pl.Expr, cfg: TokenizeConfig) -> pl.Expr:
+    """tokenize as an expression: batch by batch, so a lazy table streams through it."""
+    def batch(s: pl.Series) -> pl.Series:
+        parts = [pl.Series(s.name, tokenize(s.slice(i, SLICE).to_list(), cfg), dtype=pl.List(pl.Utf8))
+                 for i in range(0, len(s), SLICE)]
+        return pl.concat(parts, rechunk=True) if parts else pl.Series(s.name, [], dtype=pl.List(pl.Utf8))
+
+    return texts.map_batches(batch, return_dtype=pl.List(pl.Utf8), is_elementwise=True)
 
 
 def tokenize(texts: list[str], cfg: TokenizeConfig) -> list[list[str]]:

@@ -13,11 +13,13 @@ import polars as pl
 SPECIALS = ["", "UNK"]
 
 
-def count_tokens(tokens: list[list[str]]) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for words in tokens:
-        counts.update(words)
-    return counts
+def count_tokens(tokens: list[list[str]] | pl.LazyFrame) -> Counter[str]:
+    """Each token's count, in the order the corpus first shows it (a Counter's); token lists, or a
+    lazy table's `tokens` column, streamed: only the distinct words are held."""
+    lazy = tokens if isinstance(tokens, pl.LazyFrame) else pl.LazyFrame({"tokens": pl.Series(tokens, dtype=pl.List(pl.Utf8))})
+    words = lazy.select(pl.col("tokens").explode().drop_nulls())  # an empty list explodes to a null
+    counted = words.group_by("tokens", maintain_order=True).len().collect(engine="streaming")
+    return Counter(dict(zip(counted["tokens"].to_list(), counted["len"].to_list())))
 
 
 def vocabulary(counts: Counter[str], min_count: int) -> pl.DataFrame:
