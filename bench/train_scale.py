@@ -32,7 +32,8 @@ table = pl.read_parquet(path)
 train, valid = to_split(table, "train"), to_split(table, "valid")
 del table
 loaded = time.perf_counter() - started
-cfg = profile("best").variants["bilstm"].model_copy(update={"embeddings": "learned", "rounds": [{"epochs": epochs, "lr": 0.003}]})
+best = profile("best").variants["bilstm"]
+cfg = type(best).model_validate({**best.model_dump(), "embeddings": "learned", "rounds": [{"epochs": epochs, "lr": 0.003}]})
 _, history = train_model(cfg, train, valid, int(train.ids.max()) + 1, seed=0)
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"train_rows": len(train), "valid_rows": len(valid), "load_s": round(loaded, 2),
