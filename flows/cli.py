@@ -216,7 +216,7 @@ def _command_log(verbose: bool) -> None:
     import logging
 
     log = logging.getLogger("reviewlstm")
-    if verbose or sys.stderr.isatty():
+    if (verbose or sys.stderr.isatty()) and not log.handlers:  # once, when main runs again in a process
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
@@ -439,11 +439,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry(argv: list[str] | None = None) -> None:
-    """The console script: main, then an exit without the interpreter's teardown of every module
-    (most of a second once torch is loaded, bench/RESULTS.md, "Local commands"); the atexit
-    handlers run and the output is flushed first, as sys.exit would."""
+    """The console script: main, then an exit without the interpreter's teardown of every module,
+    slow once torch is loaded (bench/RESULTS.md, "Local commands"); the atexit handlers run and
+    the output is flushed first, as sys.exit would."""
     code = main(argv)
-    atexit._run_exitfuncs()
+    atexit._run_exitfuncs()  # atexit has no public call for this; os._exit would skip them
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

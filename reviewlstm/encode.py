@@ -13,9 +13,9 @@ import numpy as np
 import polars as pl
 
 from reviewlstm.config import EncodeConfig
+from reviewlstm.text import SLICE
 
 PAD, UNK = 0, 1
-SLICE = 10_000  # rows whose tokens are Python strings at once: a lazy table's batch is 100k rows or so
 
 
 @dataclass(frozen=True)
