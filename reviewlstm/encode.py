@@ -79,10 +79,11 @@ def encode(tokens: pl.DataFrame | pl.LazyFrame, vocab: pl.DataFrame, cfg: Encode
 
 
 def to_split(encoded: pl.DataFrame, name: str) -> Split:
-    """The rows of one split ("train" or "valid") as int64 arrays, ready for torch."""
+    """The rows of one split ("train" or "valid"): ids as stored, int32 (torch's embedding takes
+    them as they are, trains bit-identically, at half the memory of int64), lengths and labels int64."""
     part = encoded.filter(pl.col("split") == name)
     return Split(
-        ids=part["ids"].to_numpy().astype(np.int64),
+        ids=part["ids"].to_numpy().astype(np.int32, copy=False),
         lengths=part["length"].to_numpy().astype(np.int64),
         labels=part["label"].to_numpy().astype(np.int64),
     )

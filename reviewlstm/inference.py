@@ -66,7 +66,7 @@ def predict_proba(
         split_or_ids, lengths = split_or_ids.ids, split_or_ids.lengths
     if lengths is None:
         raise ValueError("lengths are required with an ids array")
-    ids = torch.as_tensor(np.asarray(split_or_ids), dtype=torch.int64)
+    ids = torch.from_numpy(np.asarray(split_or_ids, dtype=np.int64))  # int32 ids (encode.to_split): a copy
     out = outputs(model, ids, torch.as_tensor(np.asarray(lengths), dtype=torch.int64), batch_size, project)
     return (out if out.ndim == 1 else out.softmax(-1)).numpy()
 

@@ -121,10 +121,13 @@ def test_changed_library_code_reruns_that_stage_and_what_follows(prefect_server,
     assert ran(_cli(args, env, code)) == []
 
     # Same vocabulary from new code: prune reruns, encode sees identical content and stays cached.
-    vocab.write_text(source.replace("counts.update(words)", "counts.update(w for w in words)"))
+    same = source.replace('group_by("tokens", maintain_order=True).len()', 'group_by("tokens", maintain_order=True).agg(pl.len())')
+    assert same != source  # the edit took
+    vocab.write_text(same)
     assert ran(_cli(args, env, code)) == ["prune"]
 
     # A rule change that alters the vocabulary: prune and everything after it rerun.
+    assert "c >= min_count" in source
     vocab.write_text(source.replace("c >= min_count", "c >= 2 * min_count"))
     assert ran(_cli(args, env, code)) == ["prune", "encode"]
 

@@ -187,7 +187,7 @@ def test_encode_and_to_split_round_trip():
     for name, rows in (("train", ~valid), ("valid", valid)):
         split = encode.to_split(encoded, name)
         assert len(split) == rows.sum()
-        assert split.ids.dtype == np.int64 and split.ids.shape == (rows.sum(), 6)
+        assert split.ids.dtype == np.int32 and split.ids.shape == (rows.sum(), 6)
         assert np.array_equal(split.ids, ids[rows])
         assert np.array_equal(split.lengths, lengths[rows])
         assert np.array_equal(split.labels, labels[rows])

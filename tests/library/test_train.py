@@ -210,3 +210,15 @@ def test_an_unreadable_weights_file_gets_no_advice_to_load_it_unsafely(tmp_path)
     with pytest.raises(InputError) as info:
         load_model(small(), VOCAB, tmp_path / "junk.pt")
     assert "not a file torch.save wrote" in str(info.value) and "weights_only" not in str(info.value)
+
+
+@pytest.mark.parametrize("length", ["fixed", "variable"])
+def test_int32_ids_train_as_int64_ids_do(length):
+    """encode.to_split keeps the stored int32 ids (half the memory): the same weights and history."""
+    cfg = small(length=length, bucket=length == "variable", holdout=0.2 if length == "variable" else 0.0,
+                rounds=[Round(epochs=2, lr=0.02)])
+    narrow = lambda s: Split(s.ids.astype(np.int32), s.lengths, s.labels)  # noqa: E731
+    wide = train_model(cfg, TRAIN, VALID, VOCAB, seed=3, threads=1)
+    thin = train_model(cfg, narrow(TRAIN), narrow(VALID), VOCAB, seed=3, threads=1)
+    assert TRAIN.ids.dtype == np.int64 and wide[1] == thin[1]
+    assert all(torch.equal(wide[0][k], thin[0][k]) for k in wide[0])
