@@ -8,7 +8,6 @@ idempotent: run again with the same models, it finds the champion already in pla
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from reviewlstm import registry
 from reviewlstm.config import PipelineConfig
 from reviewlstm.predict import Preprocess
 from reviewlstm.storage import Record, file_of
+from tasks.publish import metrics_of
 
 
 def _relative(path: str, data_dir: str) -> str:
@@ -54,7 +54,7 @@ def decide(reviews: Record, encoded: Record, vocab: Record, evaluation: Record, 
     split = pl.read_parquet(file_of(encoded, "encoded.parquet"), columns=["split"])["split"] == "valid"
     valid = pl.read_parquet(file_of(reviews, "reviews.parquet")).filter(split)
     cand = registry.Candidate(
-        metrics=json.loads(file_of(evaluation, "metrics.json").read_text()),
+        metrics=metrics_of(evaluation),
         models=models,
         vocab=vocab,
         prep=Preprocess.of(cfg),
