@@ -337,19 +337,9 @@ def load_bundle(folder: str | Path) -> Predictor:
 
 def review_texts(table: pl.DataFrame, text_columns: list[str], source: str) -> list[str]:
     """The text of each row as ingest builds it: the text columns joined by one space."""
-    from reviewlstm.ingest import text_column
+    from reviewlstm.ingest import checked_columns, text_column
 
-    columns = [c.lstrip("\ufeff") for c in table.columns]  # a BOM some exporters leave on the header
-    if columns != table.columns:  # ("\ufeffTitle", "Title") stay as they are: see `repeated`
-        table = table.rename({old: new for old, new in zip(table.columns, columns) if old != new and columns.count(new) == 1})
-    repeated = [c for c in text_columns if columns.count(c) > 1 or f"{c}_duplicated_0" in columns]
-    if repeated:
-        raise InputError(f"{source}: column {repeated[0]!r} appears more than once in the header; "
-                         f"expected each of {text_columns} once")
-    missing = [c for c in text_columns if c not in table.columns]
-    if missing:
-        found = ", ".join(repr(c) for c in table.columns[:12])
-        raise InputError(f"{source}: column {missing[0]!r} not found; expected text columns {text_columns}, found {found}")
+    table = checked_columns(table, text_columns, source, what="text columns")
     table = table.with_columns(text_column(table, c, source) for c in text_columns)
     joined = pl.concat_str([pl.col(c).fill_null("") for c in text_columns], separator=" ")
     return table.select(joined.alias("text"))["text"].to_list()

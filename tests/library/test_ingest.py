@@ -23,7 +23,9 @@ HEAD = "Title,Review Text,Rating\r\n"
 
 
 def load(path: Path, cfg: IngestConfig | None = None) -> pl.DataFrame:
-    return ingest.reviews(ingest.read_table(path, cfg), cfg or IngestConfig(), source=str(path))
+    """The ingest stage's route: checked lazily, then read (the whole-table route is
+    test_whole_tables_read_as_the_stage_reads_files)."""
+    return ingest.load(path, cfg or IngestConfig()).collect()
 
 
 def write(path: Path, data: bytes | str) -> Path:
@@ -352,3 +354,23 @@ def test_bad_ingest_settings_are_refused():
         IngestConfig(encoding="latin-9x")
     with pytest.raises(ValueError, match="expected one character"):
         IngestConfig(separator=";;")
+
+
+@pytest.mark.parametrize("name, data, cfg", [
+    ("r.csv", HEAD + "a,b,5\r\n\r\nc,,1\r\n\r\n", IngestConfig()),
+    ("r.tsv", 'Title\tReview Text\tRating\n"Great\tlove the 5" heels\t5\nMeh\tok\t3\n', IngestConfig()),
+    ("r.csv", "Title,Review Text,Rating\nCaf\u00e9,na\u00efve,5\n".encode("latin-1"), IngestConfig(encoding="latin-1")),
+    ("r.csv", HEAD + "a,b,5\r\nc,d,4.5\r\n", IngestConfig()),
+    ("r.csv", HEAD + "a,b,5\r\nc,d,0\r\n", IngestConfig()),
+    ("r.csv", "Title,Rating\r\n", IngestConfig()),
+])
+def test_whole_tables_read_as_the_stage_reads_files(tmp_path, name, data, cfg):
+    """read_table + reviews (what prediction and the benchmarks call) against load (the stage):
+    the same rows, or the same message."""
+    path = write(tmp_path / name, data)
+    try:
+        whole = ingest.reviews(ingest.read_table(path, cfg), cfg, source=str(path))
+    except InputError as e:
+        assert input_error(path, cfg) == str(e)
+    else:
+        assert load(path, cfg).equals(whole)

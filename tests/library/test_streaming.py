@@ -24,6 +24,9 @@ def test_streamed_stages_equal_the_whole_table_calls(real, tmp_path):
     cfg, reviews = real
     reviews.write_parquet(tmp_path / "reviews.parquet", statistics=False)
     out = Output(tmp_path)
+    # ingest: checked in one pass, then streamed from the CSV; the same bytes as the whole table
+    out.parquet("streamed.parquet", ingest.load(REAL_DATA, cfg.ingest))
+    assert (tmp_path / "streamed.parquet").read_bytes() == (tmp_path / "reviews.parquet").read_bytes()
     # clean and tokenize, lazily and sunk to a file, against the whole column at once
     out.parquet("clean.parquet", pl.scan_parquet(tmp_path / "reviews.parquet").with_columns(text=text.clean(pl.col("text"), cfg.clean)))
     cleaned = text.clean(reviews["text"], cfg.clean)
