@@ -26,6 +26,9 @@ from reviewlstm.fingerprint import dir_digest
 from reviewlstm.layers import LAYERS
 
 RECORD = "record.json"
+# Rows per batch of a streamed stage: at polars' default, several batches of token lists and ids
+# are in flight at once (bench/RESULTS.md, "10x data").
+STREAM_ROWS = 2_000
 
 
 Record = dict[str, Any]  # {"stage", "key", "path", "digest", "figures"}: JSON, small
@@ -120,7 +123,8 @@ class Output:
     def parquet(self, name: str, table: pl.DataFrame | pl.LazyFrame) -> None:
         """A table, or a lazy one streamed to the file in bounded memory (the same bytes)."""
         if isinstance(table, pl.LazyFrame):
-            table.sink_parquet(self.path(name), statistics=False)
+            with pl.Config(streaming_chunk_size=STREAM_ROWS):
+                table.sink_parquet(self.path(name), statistics=False)
         else:
             table.write_parquet(self.path(name), statistics=False)
 
