@@ -23,25 +23,27 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def outputs(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, batch_size: int,
-             project: bool = True) -> torch.Tensor:
-    """Raw model outputs for every row, in eval mode, batch by batch.
+def outputs(model: nn.Module, ids: np.ndarray, lengths: np.ndarray, batch_size: int,
+            project: bool = True) -> torch.Tensor:
+    """Raw model outputs for every row, in eval mode, its ids gathered batch by batch (`ids` may
+    be a memory-mapped file: encode.read_split).
 
     project: the study's shapes through lstm_steps.projected_last_hidden, faster than nn.LSTM
     (bench/RESULTS.md, "Prediction throughput"); False gives nn.LSTM's outputs, for comparison."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    lengths = torch.as_tensor(np.asarray(lengths), dtype=torch.int64)
     # A variable-length model reads no step past a review's length, so rows sorted by length
     # and each batch cut at its longest give the same outputs for fewer steps.
     order = torch.argsort(lengths, stable=True) if getattr(model, "variable", False) else None
-    if order is not None:
-        ids, lengths = ids[order], lengths[order]
     project = project and can_project(model)  # the study's shapes: a faster way to the same outputs
     with torch.inference_mode():
         parts = []
-        for i in range(0, len(ids), batch_size):
-            x, n = ids[i : i + batch_size].to(device), lengths[i : i + batch_size].to(device)
+        for i in range(0, len(lengths), batch_size):
+            rows = slice(i, i + batch_size) if order is None else order[i : i + batch_size].numpy()
+            x = torch.from_numpy(np.array(ids[rows], dtype=np.int64)).to(device)
+            n = lengths[rows].to(device)
             if order is not None:
                 x = x[:, : max(int(n.max()), 1)]
             parts.append(model.output(projected_last_hidden(model, x, n)) if project else model(x, n))
@@ -66,8 +68,7 @@ def predict_proba(
         split_or_ids, lengths = split_or_ids.ids, split_or_ids.lengths
     if lengths is None:
         raise ValueError("lengths are required with an ids array")
-    ids = torch.from_numpy(np.asarray(split_or_ids, dtype=np.int64))  # int32 ids (encode.to_split): a copy
-    out = outputs(model, ids, torch.as_tensor(np.asarray(lengths), dtype=torch.int64), batch_size, project)
+    out = outputs(model, split_or_ids, lengths, batch_size, project)
     return (out if out.ndim == 1 else out.softmax(-1)).numpy()
 
 

@@ -97,7 +97,7 @@ def _backward(model: ReviewLSTM, ids: torch.Tensor, lengths: torch.Tensor, targe
 def _evaluate(model: ReviewLSTM, split: Split, batch_size: int, num_classes: int,
               expected_weight: float = 0.0) -> dict[str, float]:
     """Validation loss and metrics (scalars only: the confusion matrix is left to evaluation)."""
-    out = outputs(model, torch.from_numpy(split.ids), torch.from_numpy(split.lengths), batch_size)
+    out = outputs(model, split.ids, split.lengths, batch_size)
     labels = torch.from_numpy(split.labels)
     row = {"valid_loss": _loss(out, labels, model.regress, expected_weight).item()}
     if model.regress:
@@ -151,14 +151,14 @@ def train_model(
         torch.manual_seed(seed)  # initial weights and dropout masks
         shuffle = torch.Generator().manual_seed(seed)
         model = build_model(cfg, vocab_size, num_classes, embeddings, encoder).to(dev)
-        kept_rows = _hold_out_rows(len(train), cfg.holdout, seed)
-        train, holdout = _hold_out(train, cfg.holdout, seed)
-        ids, lengths = torch.from_numpy(train.ids).to(dev), torch.from_numpy(train.lengths).to(dev)
-        labels = torch.from_numpy(train.labels).to(dev)
+        # The ids stay where they are (in memory, or a memory-mapped file) and are gathered batch by
+        # batch; the rows trained on are indices into them.
+        rows, holdout = _hold_out(train, cfg.holdout, seed)
+        lengths, labels = torch.from_numpy(train.lengths[rows]), torch.from_numpy(train.labels[rows])
         if teacher is not None:  # distillation: the labels mixed with a teacher's probabilities
-            soft = torch.from_numpy(np.asarray(teacher, dtype=np.float32)[kept_rows]).to(dev)
+            soft = torch.from_numpy(np.asarray(teacher, dtype=np.float32)[rows])
             labels = (1 - teacher_weight) * F.one_hot(labels, num_classes).float() + teacher_weight * soft
-        n, bs, weight = len(train), cfg.batch_size, cfg.expected_weight
+        n, bs, weight = len(rows), cfg.batch_size, cfg.expected_weight
         eval_bs = min(bs, cfg.micro_batch or bs)  # inference too holds a whole batch's activations
         best = {"loss": float("inf"), "epoch": 0, "state": None}  # early stopping's best epoch
         named = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
@@ -193,11 +193,12 @@ def train_model(
                 model.train()
                 if cfg.gradual_unfreeze:
                     _unfreeze(named, len(history) + 1)
-                perm = torch.randperm(n, generator=shuffle).to(dev)
-                x, l, y = ids[perm], lengths[perm], labels[perm]  # one gather, then views
+                perm = torch.randperm(n, generator=shuffle)
+                take, l, y = rows[perm.numpy()], lengths[perm], labels[perm]
                 sum_loss = 0.0
                 for batch in _batches(l, bs, cfg.bucket, shuffle):
-                    xb, lb, yb = x[batch], l[batch], y[batch]
+                    xb = torch.from_numpy(train.ids[take[batch]]).to(dev)
+                    lb, yb = l[batch].to(dev), y[batch].to(dev)
                     if cfg.bucket:  # similar lengths: cut the padding no review of the batch reaches
                         xb = xb[:, : max(int(lb.max()), 1)]
                     optimizer.zero_grad()
@@ -239,24 +240,16 @@ def _unfreeze(named: list[tuple[str, torch.Tensor]], epoch: int) -> None:
         p.requires_grad_(not k.startswith(frozen))
 
 
-def _hold_out_rows(n: int, fraction: float, seed: int) -> np.ndarray:
-    """The rows _hold_out trains on."""
+def _hold_out(train: Split, fraction: float, seed: int) -> tuple[np.ndarray, Split | None]:
+    """(the rows to train on, held-out rows for early stopping), drawn with the seed."""
     if not fraction:
-        return np.arange(n)
-    order = np.random.default_rng(seed).permutation(n)
-    return np.sort(order[int(round(n * fraction)):])
-
-
-def _hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
-    """(rows to train on, held-out rows for early stopping), drawn with the seed."""
-    if not fraction:
-        return train, None
+        return np.arange(len(train)), None
     order = np.random.default_rng(seed).permutation(len(train))
     cut = int(round(len(train) * fraction))
     if cut == 0 or cut == len(train):
         raise InputError(f"holdout={fraction} of {len(train)} training rows leaves nothing to train or to hold out")
-    part = lambda rows: Split(train.ids[rows], train.lengths[rows], train.labels[rows])  # noqa: E731
-    return part(np.sort(order[cut:])), part(np.sort(order[:cut]))
+    held = np.sort(order[:cut])
+    return np.sort(order[cut:]), Split(train.ids[held], train.lengths[held], train.labels[held])
 
 
 def _stopped(best: dict, history: list[dict], cfg: ModelConfig) -> bool:
@@ -276,4 +269,4 @@ def _batches(lengths: torch.Tensor, batch_size: int, bucket: bool, generator: to
         rows = start + torch.argsort(lengths[start : start + pool].cpu(), stable=True)
         batches += list(rows.split(batch_size))
     order = torch.randperm(len(batches), generator=generator)
-    return [batches[i].to(lengths.device) for i in order]
+    return [batches[i].numpy() for i in order]
