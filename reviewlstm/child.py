@@ -142,7 +142,8 @@ def main(job_file: str) -> int:
         if job.get("kind") == "pretrain":
             from reviewlstm.lm import pretrain
 
-            state, history = pretrain(**kwargs, on_epoch=emit)
+            train = kwargs.pop("train")  # a Split: its ids may be a memory-mapped file, sent as its name
+            state, history = pretrain(**kwargs, ids=train.ids, lengths=train.lengths, on_epoch=emit)
         else:
             if encoder_file := kwargs.pop("encoder_file", None):
                 kwargs["encoder"] = torch.load(encoder_file, map_location="cpu", weights_only=True)

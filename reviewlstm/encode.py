@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import chain, repeat
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from reviewlstm.config import EncodeConfig
+from reviewlstm.storage import STREAM_ROWS
 from reviewlstm.text import SLICE
 
 PAD, UNK = 0, 1
@@ -20,14 +22,25 @@ PAD, UNK = 0, 1
 
 @dataclass(frozen=True)
 class Split:
-    """One split as arrays: ids (n, max_len), lengths (n,), labels (n,) as classes 0..4."""
+    """One split as arrays: ids (n, max_len), lengths (n,), labels (n,) as classes 0..4; `file`:
+    the .npy the ids are memory-mapped from (read_split), which is how the split pickles."""
 
     ids: np.ndarray
     lengths: np.ndarray
     labels: np.ndarray
+    file: str | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def __reduce__(self):
+        if self.file:  # to a training child: the file's name, not a copy of every id
+            return _mapped, (self.file, self.lengths, self.labels)
+        return Split, (self.ids, self.lengths, self.labels)
+
+
+def _mapped(file: str, lengths: np.ndarray, labels: np.ndarray) -> Split:
+    return Split(np.load(file, mmap_mode="r"), lengths, labels, file)
 
 
 def encode_tokens(tokens: list[list[str]], index: dict[str, int], max_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,6 +100,24 @@ def to_split(encoded: pl.DataFrame, name: str) -> Split:
         lengths=part["length"].to_numpy().astype(np.int64),
         labels=part["label"].to_numpy().astype(np.int64),
     )
+
+
+def read_split(path: str | Path, name: str, folder: str | Path) -> Split:
+    """One split of an encoded Parquet file, its ids copied batch by batch into folder/NAME-ids.npy
+    and memory-mapped from there: training and evaluation gather their batches from the file, so
+    no process holds every row (the same values as to_split)."""
+    rows = pl.scan_parquet(path).filter(pl.col("split") == name)
+    meta = rows.select(pl.col("length").cast(pl.Int64), pl.col("label").cast(pl.Int64)).collect()
+    max_len = rows.collect_schema()["ids"].size
+    file = str(Path(folder) / f"{name}-ids.npy")
+    ids = np.lib.format.open_memmap(file, mode="w+", dtype=np.int32, shape=(len(meta), max_len))
+    at = 0
+    for batch in rows.select("ids").collect_batches(chunk_size=STREAM_ROWS):
+        ids[at : at + len(batch)] = batch["ids"].to_numpy()
+        at += len(batch)
+    ids.flush()
+    del ids
+    return _mapped(file, meta["length"].to_numpy(), meta["label"].to_numpy())
 
 
 def figures(encoded: pl.DataFrame | pl.LazyFrame) -> dict[str, float]:

@@ -76,15 +76,17 @@ def pretrain(lm: LMConfig, ids: np.ndarray, lengths: np.ndarray, vocab_size: int
     try:
         torch.manual_seed(seed)
         encoder = build_model(lm.encoder(), vocab_size, 5, embeddings)
-        counts = np.bincount(np.asarray(ids)[np.arange(ids.shape[1]) < np.asarray(lengths)[:, None]], minlength=vocab_size)
+        counts = np.zeros(vocab_size, dtype=np.int64)
+        for at in range(0, len(ids), 10_000):  # a slice at a time: `ids` may be a memory-mapped file
+            part = np.asarray(ids[at : at + 10_000])
+            counts += np.bincount(part[np.arange(ids.shape[1]) < np.asarray(lengths[at : at + 10_000])[:, None]], minlength=vocab_size)
         counts[:2] = 0  # padding and UNK are never among the output words
         words = torch.from_numpy(np.argsort(-counts, kind="stable")[: min(lm.output_words, int((counts > 0).sum()))])
         model = LanguageModel(encoder, words).train()
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = adam(params, lm.lr)
-        x, n = torch.from_numpy(np.asarray(ids, dtype=np.int64)), torch.from_numpy(np.asarray(lengths, dtype=np.int64))
-        keep = n > 1  # a one-word review has no next word
-        x, n = x[keep], n[keep]
+        kept = np.flatnonzero(np.asarray(lengths) > 1)  # a one-word review has no next word
+        n = torch.from_numpy(np.asarray(lengths, dtype=np.int64)[kept])
         shuffle = torch.Generator().manual_seed(seed)
         per_epoch = math.ceil(len(n) / lm.batch_size)
         total, step, history = per_epoch * lm.epochs, 0, []
@@ -95,7 +97,7 @@ def pretrain(lm: LMConfig, ids: np.ndarray, lengths: np.ndarray, vocab_size: int
             for batch in _batches(n[order], lm.batch_size, True, shuffle):
                 rows = order[batch]
                 nb = n[rows]
-                xb = x[rows][:, : int(nb.max())]
+                xb = torch.from_numpy(np.array(ids[kept[rows.numpy()]], dtype=np.int64))[:, : int(nb.max())]
                 for group in optimizer.param_groups:
                     group["lr"] = slanted_triangular(step, total, lm.lr)
                 optimizer.zero_grad()

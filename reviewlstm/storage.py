@@ -128,6 +128,16 @@ class Output:
         else:
             table.write_parquet(self.path(name), statistics=False)
 
+    @contextmanager
+    def scratch(self) -> Iterator[Path]:
+        """A folder for working files that are not part of the output: gone before it is published."""
+        folder = self.tmp / ".scratch"
+        folder.mkdir()
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def npy(self, name: str, array: np.ndarray) -> None:
         np.save(self.path(name), array)
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-import polars as pl
 
 from reviewlstm import reports
 from reviewlstm.config import BaselineConfig, EnsembleConfig, ModelConfig
-from reviewlstm.encode import to_split
+from reviewlstm.encode import read_split
 from reviewlstm.metrics import classification_metrics, regression_metrics
 from reviewlstm.storage import Record, file_of
 from tasks.stage import output, stage_task
@@ -24,8 +23,8 @@ def evaluate(reviews: Record, encoded: Record, models: dict[str, Record], data_d
     from reviewlstm import baseline, ensemble
     from reviewlstm.inference import load_model, predict_proba
 
-    with output("evaluate", data_dir, reviews=reviews, encoded=encoded, models=models) as out:
-        valid = to_split(pl.read_parquet(file_of(encoded, "encoded.parquet")), "valid")
+    with output("evaluate", data_dir, reviews=reviews, encoded=encoded, models=models) as out, out.scratch() as scratch:
+        valid = read_split(file_of(encoded, "encoded.parquet"), "valid", scratch)
         metas = {name: json.loads(file_of(record, "model.json").read_text()) for name, record in models.items()}
         kinds = {name: meta["config"].get("kind", "lstm") for name, meta in metas.items()}
         texts = split_texts(reviews, encoded, "valid")[0] if "baseline" in kinds.values() else None

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 
 from reviewlstm.config import LMConfig
-from reviewlstm.encode import to_split
+from reviewlstm.encode import read_split
 from reviewlstm.storage import Record, file_of
 from tasks.stage import output, run_logger, stage_task
 
@@ -20,10 +19,10 @@ def pretrain(encoded: Record, vocab: Record, glove: Record | None, cfg: LMConfig
 
     logger = run_logger()
     with output("pretrain", data_dir, encoded=encoded, vocab=vocab, glove=glove, cfg=cfg, seed=seed,
-                threads=threads) as out:
-        train = to_split(pl.read_parquet(file_of(encoded, "encoded.parquet")), "train")
+                threads=threads) as out, out.scratch() as scratch:
+        train = read_split(file_of(encoded, "encoded.parquet"), "train", scratch)
         history = train_in_child(dict(
-            lm=cfg, ids=train.ids, lengths=train.lengths, vocab_size=vocab["figures"]["vocab_size"],
+            lm=cfg, train=train, vocab_size=vocab["figures"]["vocab_size"],
             embeddings=np.load(file_of(glove, "embeddings.npy")) if glove else None, seed=seed, threads=threads,
         ), out.path("encoder.pt"), job_kind="pretrain",
             on_epoch=lambda r: logger.info("pretrain: epoch %d/%d, loss %.4f", r["epoch"], cfg.epochs, r["train_loss"]))

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from reviewlstm.config import BaselineConfig, EnsembleConfig, ModelConfig, TrainConfig
-from reviewlstm.encode import to_split
+from reviewlstm.encode import read_split
 from reviewlstm.storage import LAYERS, Record, file_of, remove_with_leftovers
 from tasks.stage import folder_key, in_run, output, run_logger, stage_task
 
@@ -68,15 +68,15 @@ def train(encoded: Record, vocab: Record, glove: Record | None, pretrained: Reco
     inputs = dict(encoded=encoded, vocab=vocab, glove=glove, pretrained=pretrained, name=name, cfg=cfg,
                   trainer=trainer, num_classes=num_classes)
     checkpoint = checkpoint_path(data_dir, folder_key("train", inputs))
-    with output("train", data_dir, **inputs) as out:
-        table = pl.read_parquet(file_of(encoded, "encoded.parquet"))
+    with output("train", data_dir, **inputs) as out, out.scratch() as scratch:
+        table = file_of(encoded, "encoded.parquet")
         embeddings = np.load(file_of(glove, "embeddings.npy")) if glove else None
         vocab_size = vocab["figures"]["vocab_size"]
         resumed = lambda done: run_logger().info(  # noqa: E731
             "train[%s]: resuming from the checkpoint after epoch %d of %d (%s)", name, done, cfg.epochs, checkpoint)
         # in a child process: variants trained at the same time must not share torch's state
         history = train_in_child(dict(
-            cfg=cfg, train=to_split(table, "train"), valid=to_split(table, "valid"), vocab_size=vocab_size,
+            cfg=cfg, train=read_split(table, "train", scratch), valid=read_split(table, "valid", scratch), vocab_size=vocab_size,
             seed=trainer.seed + cfg.seed, threads=trainer.threads, embeddings=embeddings, num_classes=num_classes,
             device=trainer.device, checkpoint=checkpoint,
             **({"encoder_file": str(file_of(pretrained, "encoder.pt"))} if pretrained else {}),

@@ -53,6 +53,11 @@ def test_streamed_stages_equal_the_whole_table_calls(real, tmp_path):
     valid = encode.split_labels(labels, cfg.encode.valid_fraction, cfg.encode.seed, cfg.encode.stratify)
     assert np.array_equal(got["ids"].to_numpy(), ids) and np.array_equal(got["length"].to_numpy(), lengths)
     assert np.array_equal(got["label"].to_numpy(), labels) and got["split"].to_list() == np.where(valid, "valid", "train").tolist()
+    # each split copied into a memory-mapped file (what training reads): the arrays to_split gives
+    for name in ("train", "valid"):
+        mapped, whole = encode.read_split(tmp_path / "encoded.parquet", name, tmp_path), encode.to_split(got, name)
+        assert isinstance(mapped.ids, np.memmap) and mapped.ids.dtype == whole.ids.dtype
+        assert all(np.array_equal(getattr(mapped, k), getattr(whole, k)) for k in ("ids", "lengths", "labels"))
     # a lazy table sunk to a file: the same bytes as the collected table written
     encode.encode(streamed, table, cfg.encode).write_parquet(tmp_path / "eager.parquet", statistics=False)
     assert (tmp_path / "eager.parquet").read_bytes() == (tmp_path / "encoded.parquet").read_bytes()

@@ -1,10 +1,13 @@
 """The training loop on tiny synthetic data: determinism, rounds, learning, loading."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
 
 from reviewlstm.config import ModelConfig, Round
+from reviewlstm import encode
 from reviewlstm.encode import Split
 from reviewlstm.errors import InputError
 from reviewlstm.models import build_model
@@ -213,12 +216,30 @@ def test_an_unreadable_weights_file_gets_no_advice_to_load_it_unsafely(tmp_path)
 
 
 @pytest.mark.parametrize("length", ["fixed", "variable"])
-def test_int32_ids_train_as_int64_ids_do(length):
-    """encode.to_split keeps the stored int32 ids (half the memory): the same weights and history."""
+def test_int32_and_memory_mapped_ids_train_as_int64_ids_do(length, tmp_path):
+    """encode.to_split keeps the stored int32 ids (half the memory), encode.read_split maps them
+    from a file and pickles as its name (what a training child gets): the same weights and history."""
     cfg = small(length=length, bucket=length == "variable", holdout=0.2 if length == "variable" else 0.0,
                 rounds=[Round(epochs=2, lr=0.02)])
     narrow = lambda s: Split(s.ids.astype(np.int32), s.lengths, s.labels)  # noqa: E731
+
+    def mapped(s: Split, name: str) -> Split:
+        np.save(tmp_path / name, s.ids.astype(np.int32))
+        sent = pickle.dumps(encode._mapped(str(tmp_path / name), s.lengths, s.labels))
+        assert len(sent) < s.ids.nbytes / 4  # the file's name, not the ids
+        return pickle.loads(sent)
+
     wide = train_model(cfg, TRAIN, VALID, VOCAB, seed=3, threads=1)
     thin = train_model(cfg, narrow(TRAIN), narrow(VALID), VOCAB, seed=3, threads=1)
-    assert TRAIN.ids.dtype == np.int64 and wide[1] == thin[1]
-    assert all(torch.equal(wide[0][k], thin[0][k]) for k in wide[0])
+    train, valid = mapped(TRAIN, "train.npy"), mapped(VALID, "valid.npy")
+    assert isinstance(train.ids, np.memmap) and isinstance(valid.ids, np.memmap)
+    disk = train_model(cfg, train, valid, VOCAB, seed=3, threads=1)
+    assert TRAIN.ids.dtype == np.int64 and wide[1] == thin[1] == disk[1]
+    assert all(torch.equal(wide[0][k], thin[0][k]) and torch.equal(wide[0][k], disk[0][k]) for k in wide[0])
+    np.testing.assert_array_equal(predict_proba(load_state(cfg, wide[0]), valid), predict_proba(load_state(cfg, wide[0]), VALID))
+
+
+def load_state(cfg: ModelConfig, state: dict) -> torch.nn.Module:
+    model = build_model(cfg, VOCAB, 5)
+    model.load_state_dict(state)
+    return model
