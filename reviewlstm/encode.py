@@ -15,9 +15,9 @@ import polars as pl
 
 from reviewlstm.config import EncodeConfig
 from reviewlstm.storage import STREAM_ROWS
-from reviewlstm.text import SLICE
 
 PAD, UNK = 0, 1
+SLICE = 10_000  # rows whose tokens are Python strings at once (a batch can be a whole table)
 
 
 @dataclass(frozen=True)

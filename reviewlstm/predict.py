@@ -34,7 +34,7 @@ from reviewlstm.cores import available_cores
 from reviewlstm.encode import encode_tokens
 from reviewlstm.ensemble import combine
 from reviewlstm.errors import InputError, os_error_code
-from reviewlstm.lexicon import Lexicon
+from reviewlstm.array_tokenizer import Lexicon
 from reviewlstm.allocator import keep_freed_memory
 from reviewlstm.metrics import predicted_class
 from reviewlstm.fingerprint import dir_digest
@@ -88,7 +88,7 @@ class Predictor:
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Texts -> (ids, lengths) as the pipeline's clean, tokenize and encode stages make them
-        (tokenize and encode in arrays: reviewlstm/lexicon.py)."""
+        (tokenize and encode in arrays: reviewlstm/array_tokenizer.py)."""
         cleaned = text.clean(pl.Series("text", texts, dtype=pl.Utf8).fill_null(""), self.prep.clean)
         if self.lexicon is None:
             tokens = text.tokenize(cleaned.to_list(), self.prep.tokenize)

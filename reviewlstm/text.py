@@ -1,21 +1,12 @@
 """Text to tokens: the study's cleaning rules, then spaCy's English tokenizer.
 
 Cleaning runs as vectorised polars expressions. Tokenizing gives exactly what
-`spacy.blank("en")` gives, by one of two paths chosen per text:
-
-- a text made only of lowercase ASCII letters and spaces (every text the study's cleaning
-  produces, unless it leaves ASCII control characters) takes the fast path: str.split with
-  spaCy's whitespace rules and its tokenizer exceptions, faster on the real reviews
-  (bench/RESULTS.md, "Tokenizer") and without importing spaCy (which also imports torch);
-- any other text goes through spaCy itself (`tokenizer.pipe`, in batches).
-
-Why the fast path is exact: on such text spaCy's prefix, suffix, infix and URL rules never
-match (each needs a character other than a-z), so spaCy only splits at spaces and applies its
-special cases. Its whitespace rule: one space after a word is that word's trailing whitespace;
-each further space of a run joins one whitespace token (n spaces between or after words -> a
-token of n-1 spaces); spaces at the start of a text form one token of all of them. Its special
-cases apply to whole words: "dont" -> "do", "nt". tests/library/test_text_fast.py compares both paths
-on all 23,486 real reviews and on generated strings.
+`spacy.blank("en")` gives, by one of two paths chosen per text: a text made only of lowercase
+ASCII letters and spaces (SAFE_TEXT: every text the study's cleaning produces, unless it leaves
+ASCII control characters) goes through reviewlstm/array_tokenizer.py, which applies spaCy's
+rules for such text in arrays (bench/RESULTS.md, "Tokenizer") without importing spaCy (which
+also imports torch); any other text goes through spaCy itself (`tokenizer.pipe`, in batches).
+tests/library/test_text_fast.py compares the two on all 23,486 real reviews and on generated strings.
 """
 
 from __future__ import annotations
@@ -26,6 +17,7 @@ from importlib import metadata
 
 import polars as pl
 
+from reviewlstm import array_tokenizer
 from reviewlstm.config import CleanConfig, TokenizeConfig
 
 NON_ASCII = r"[^\x00-\x7F]+"
@@ -52,9 +44,8 @@ def _tokenizer():
     return spacy.blank("en").tokenizer
 
 
-# Texts matching this take the fast path; everything else goes through spaCy.
+# Texts matching this take the array path; everything else goes through spaCy.
 SAFE_TEXT = re.compile(r"[a-z ]*")
-_RUNS = re.compile(r"(  +)")  # two or more spaces, kept by re.split
 _WORD = re.compile(r"[a-z]+")
 
 # spaCy 3.8's English exceptions whose key is all lowercase letters and that split it, as
@@ -94,7 +85,7 @@ _SPECIALS = """
 
 
 @lru_cache(maxsize=1)
-def _letter_specials() -> dict[str, list[str]]:
+def letter_specials() -> dict[str, list[str]]:
     """Word -> its pieces, for every special case a letters-only word can hit."""
     try:
         version = metadata.version("spacy")
@@ -107,77 +98,25 @@ def _letter_specials() -> dict[str, list[str]]:
             if _WORD.fullmatch(k) and len(v) > 1}
 
 
-def fast_tokenize(text: str, drop_whitespace: bool = False) -> list[str]:
-    """spaCy's tokens for a text of lowercase ASCII letters and spaces (SAFE_TEXT) only."""
-    return _fast_tokenize([text], drop_whitespace)[0]
-
-
-def _split(text: str) -> list[str]:
-    """spaCy's whitespace rule on a SAFE_TEXT text, special cases not applied yet.
-
-    str.split(" ") does most of it at C speed; only runs of two or more spaces need a look.
-    A run of n spaces after a word gives a token of n-1 spaces, at the start of the text one of
-    n spaces (a single leading space: the "" that split(" ") starts with); the one space after
-    the last word gives nothing (the "" that split(" ") ends with).
-    """
-    if "  " not in text:
-        if not text:
-            return []
-        tokens = text.split(" ")
-    else:
-        pieces = _RUNS.split(text)  # words with single spaces, run, words, run, ..., words
-        tokens = pieces[0].split(" ") if pieces[0] else []
-        for i in range(1, len(pieces), 2):
-            tokens.append(pieces[i][1:] if tokens else pieces[i])  # a run that starts the text: all of it
-            if pieces[i + 1]:
-                tokens.extend(pieces[i + 1].split(" "))
-    if tokens[0] == "":
-        tokens[0] = " "
-    if tokens[-1] == "":
-        tokens.pop()
-    return tokens
-
-
-def _fast_tokenize(texts: list[str], drop_whitespace: bool) -> list[list[str]]:
-    specials = _letter_specials()
-    plain = frozenset(specials).isdisjoint
-    out = []
-    for text in texts:
-        tokens = _split(text)
-        if not plain(tokens):
-            tokens = [piece for t in tokens for piece in specials.get(t, (t,))]
-        if drop_whitespace:
-            tokens = [t for t in tokens if t[0] != " "]
-        out.append(tokens)
+def tokens(texts: pl.Series, cfg: TokenizeConfig) -> pl.Series:
+    """Token strings per text as List[str], exactly spaCy's; whitespace tokens kept (the study)
+    unless cfg drops them."""
+    out = array_tokenizer.tokens(texts, cfg.drop_whitespace)  # null where a text is not SAFE_TEXT
+    rest = out.is_null().arg_true()
+    if len(rest):
+        docs = _tokenizer().pipe(texts.gather(rest).to_list(), batch_size=cfg.batch_size)
+        spacy: list[list[str] | None] = [None] * len(texts)
+        for i, doc in zip(rest.to_list(), docs):
+            spacy[i] = [t.text for t in doc if not (cfg.drop_whitespace and t.is_space)]
+        out = out.zip_with(out.is_not_null(), pl.Series(out.name, spacy, dtype=pl.List(pl.Utf8)))
     return out
-
-
-SLICE = 10_000  # texts whose tokens are Python strings at once: a lazy table's batch is 100k rows or so
 
 
 def tokenized(texts: pl.Expr, cfg: TokenizeConfig) -> pl.Expr:
-    """tokenize as an expression: batch by batch, so a lazy table streams through it."""
-    def batch(s: pl.Series) -> pl.Series:
-        parts = [pl.Series(s.name, tokenize(s.slice(i, SLICE).to_list(), cfg), dtype=pl.List(pl.Utf8))
-                 for i in range(0, len(s), SLICE)]
-        return pl.concat(parts, rechunk=True) if parts else pl.Series(s.name, [], dtype=pl.List(pl.Utf8))
-
-    return texts.map_batches(batch, return_dtype=pl.List(pl.Utf8), is_elementwise=True)
+    """tokens as an expression: batch by batch, so a lazy table streams through it."""
+    return texts.map_batches(lambda s: tokens(s, cfg), return_dtype=pl.List(pl.Utf8), is_elementwise=True)
 
 
 def tokenize(texts: list[str], cfg: TokenizeConfig) -> list[list[str]]:
-    """Token strings per text, exactly spaCy's; whitespace tokens kept (the study) unless cfg
-    drops them."""
-    texts = list(texts)
-    if all(isinstance(t, str) for t in texts) and SAFE_TEXT.fullmatch("".join(texts)):
-        return _fast_tokenize(texts, cfg.drop_whitespace)  # the whole batch is safe: one check
-    safe = [i for i, t in enumerate(texts) if isinstance(t, str) and SAFE_TEXT.fullmatch(t)]
-    out: list[list[str] | None] = [None] * len(texts)
-    for i, tokens in zip(safe, _fast_tokenize([texts[i] for i in safe], cfg.drop_whitespace)):
-        out[i] = tokens
-    rest = [i for i, tokens in enumerate(out) if tokens is None]
-    if rest:
-        docs = _tokenizer().pipe((texts[i] for i in rest), batch_size=cfg.batch_size)
-        for i, doc in zip(rest, docs):
-            out[i] = [t.text for t in doc if not (cfg.drop_whitespace and t.is_space)]
-    return out
+    """tokens of a list of texts, as lists of strings."""
+    return tokens(pl.Series(texts, dtype=pl.Utf8), cfg).to_list()

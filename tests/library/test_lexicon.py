@@ -1,4 +1,4 @@
-"""Prediction's array tokenize + encode (reviewlstm/lexicon.py) gives exactly the ids of the
+"""Prediction's array tokenize + encode (reviewlstm/array_tokenizer.py) gives exactly the ids of the
 pipeline's own path, text.tokenize then encode.encode_tokens: on every real review, on odd and
 generated strings, on texts outside its alphabet (which it hands to text.tokenize)."""
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from reviewlstm import ingest, text, vocab
 from reviewlstm.config import CleanConfig, IngestConfig, TokenizeConfig
 from reviewlstm.encode import encode_tokens
-from reviewlstm.lexicon import PACKED, Lexicon, pack
+from reviewlstm.array_tokenizer import PACKED, Lexicon, pack
 from helpers import REAL_DATA, needs_real_data
 
 KEEP, DROP = TokenizeConfig(), TokenizeConfig(drop_whitespace=True)
@@ -80,7 +80,7 @@ def test_keys_are_distinct_for_words_up_to_the_packed_length():
     assert max(pack(w) for w in words) < 2**63
 
 
-SPECIAL_WORDS = sorted(text._letter_specials())
+SPECIAL_WORDS = sorted(text.letter_specials())
 piece = st.one_of(
     st.sampled_from(SPECIAL_WORDS),
     st.sampled_from(["i", "m", "a", "s", "nt", "d", "ll", "ve", "re", "dress", "love", "abcdefghijklm"]),

@@ -1,4 +1,4 @@
-"""The fast tokenizer path gives exactly spaCy's tokens: on every real review, on generated
+"""The array tokenizer (reviewlstm/array_tokenizer.py) gives exactly spaCy's tokens: on every real review, on generated
 strings, on odd hand-made ones; texts outside its alphabet go through spaCy itself."""
 
 from __future__ import annotations
@@ -45,21 +45,21 @@ def test_special_case_table_is_spacys():
     derived from spaCy (used under another spaCy version) is the same."""
     rules = text._tokenizer().rules
     live = {k: [piece[65] for piece in v] for k, v in rules.items() if re.fullmatch("[a-z]+", k) and len(v) > 1}
-    assert text._letter_specials() == live
+    assert text.letter_specials() == live
     # letters-only single-piece rules ("doin", "em", ...) change nothing, so they are left out
     assert all([piece[65] for piece in rules[k]] == [k] for k in rules if re.fullmatch("[a-z]+", k) and k not in live)
-    text._letter_specials.cache_clear()
+    text.letter_specials.cache_clear()
     try:
         from importlib import metadata
 
         real = metadata.version
         metadata.version = lambda name: "0.0" if name == "spacy" else real(name)
         try:
-            assert text._letter_specials() == live
+            assert text.letter_specials() == live
         finally:
             metadata.version = real
     finally:
-        text._letter_specials.cache_clear()
+        text.letter_specials.cache_clear()
 
 
 ODD = [
@@ -78,8 +78,8 @@ UNSAFE = [
 def test_odd_strings_match_spacy():
     assert text.tokenize(ODD, KEEP) == spacy_tokens(ODD)
     assert text.tokenize(ODD, DROP) == spacy_tokens(ODD, drop=True)
-    for s in ODD:
-        assert text.fast_tokenize(s) == spacy_tokens([s])[0]
+    for s in ODD:  # alone: a text's tokens do not depend on its neighbours in a batch
+        assert text.tokenize([s], KEEP) == spacy_tokens([s])
 
 
 def test_texts_outside_the_alphabet_go_through_spacy_in_order():
@@ -91,7 +91,7 @@ def test_texts_outside_the_alphabet_go_through_spacy_in_order():
     assert text.tokenize([], KEEP) == []
 
 
-SPECIAL_WORDS = sorted(text._letter_specials())
+SPECIAL_WORDS = sorted(text.letter_specials())
 piece = st.one_of(
     st.sampled_from(SPECIAL_WORDS),
     st.sampled_from(["i", "m", "a", "s", "nt", "d", "ll", "ve", "re", "t", "dress", "love"]),

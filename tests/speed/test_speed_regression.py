@@ -17,7 +17,7 @@ from helpers import REAL_DATA, needs_real_data
 from reviewlstm import ingest, text, vocab
 from reviewlstm.config import CleanConfig, IngestConfig, ModelConfig, TokenizeConfig
 from reviewlstm.encode import encode_tokens
-from reviewlstm.lexicon import Lexicon
+from reviewlstm.array_tokenizer import Lexicon
 from reviewlstm.lstm_steps import projected_last_hidden
 from reviewlstm.models import build_model, packed_last_hidden
 
@@ -112,7 +112,7 @@ def test_projected_inference_beats_the_lstm(one_thread):
 
 @needs_real_data
 def test_array_lexicon_beats_the_string_path():
-    """Prediction's tokenize + encode in arrays (reviewlstm/lexicon.py) against text.tokenize +
+    """Prediction's tokenize + encode in arrays (reviewlstm/array_tokenizer.py) against text.tokenize +
     encode_tokens, the stages' own path, on 4,000 real reviews (bench/predict_throughput.py
     measures about 3x on all of them)."""
     reviews = ingest.reviews(ingest.read_table(REAL_DATA), IngestConfig(), source=str(REAL_DATA))
