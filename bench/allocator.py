@@ -36,9 +36,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, environ_without
+
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 SIDES = ("study", "pipeline", "pipeline+alloc", "whole batch", "whole embedding")
 
@@ -113,7 +113,7 @@ def child(side: str, variant: str, epochs: int) -> None:
 def run_side(side: str, variant: str, epochs: int) -> dict:
     from reviewlstm.allocator import OPT_OUT
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env = environ_without("MALLOC_")
     env[OPT_OUT] = "default" if side == "pipeline" else "keep"  # the study's loop never asks
     proc = subprocess.run([sys.executable, __file__, "--child", side, variant, str(epochs)], env=env,
                           capture_output=True, text=True, cwd=ROOT)

@@ -3,7 +3,9 @@
 Runs `reviewlstm run --profile article --set train.seed=S --json` once per seed (the same data
 split each time), then prints and saves each variant's mean and spread of the validation
 metrics next to the study's published figures. With --parallel the seeds run at the same time,
-each with its own Prefect home (give them --set train.threads=1 on a 2-core machine).
+each with its own Prefect home (give them --set train.threads=1 on a 2-core machine). Each seed's
+run summary is saved beside --out as OUT_seedS.json (OUT: --out's name without .json; with
+--variant, OUT_seedS_V.json): article_seeds_seed0.json by default.
 
     python bench/article_seeds.py [--seeds 0 1 2] [--data-dir data] [--parallel] [--set K=V ...] [--variant V ...]
 """
@@ -20,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT
+
 sys.path.insert(0, str(ROOT))
 from reviewlstm.reports import PUBLISHED  # noqa: E402
 
@@ -40,7 +43,12 @@ def start(seed: int, args: argparse.Namespace) -> tuple[subprocess.Popen, float]
     return proc, time.perf_counter()
 
 
-def finish(seed: int, proc: subprocess.Popen, started: float, out_dir: Path) -> dict:
+def seed_file(out: str, seed: int, variants: list[str]) -> Path:
+    """Where a seed's run summary is kept: beside --out, named after it, the seed and --variant."""
+    return Path(out).with_name(f"{Path(out).stem}_seed{seed}" + "".join(f"_{v}" for v in variants) + ".json")
+
+
+def finish(seed: int, proc: subprocess.Popen, started: float, path: Path) -> dict:
     stdout, stderr = proc.communicate()
     if proc.returncode != 0:
         sys.exit(f"seed {seed} failed:\n{stderr[-3000:]}")
@@ -49,7 +57,7 @@ def finish(seed: int, proc: subprocess.Popen, started: float, out_dir: Path) -> 
     # the largest resident set of any process this script has waited for so far (the run, or
     # the Prefect server it started): with runs one after another, a bound on each run's peak
     summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
-    (out_dir / f"article_seed{seed}.json").write_text(json.dumps(summary, indent=1))
+    path.write_text(json.dumps(summary, indent=1))
     return summary
 
 
@@ -64,17 +72,17 @@ def main() -> None:
                     help="only these variants (passed to reviewlstm run; default: the profile's)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "article_seeds.json"))
     ap.add_argument("--reuse", type=int, nargs="*", default=[], metavar="SEED",
-                    help="seeds whose finished run is read from its article_seed{S}.json, not run again")
+                    help="seeds whose finished run is read from its summary (OUT_seedS.json), not run again")
     args = ap.parse_args()
 
-    out_dir = Path(args.out).parent
-    reused = {seed: json.loads((out_dir / f"article_seed{seed}.json").read_text()) for seed in args.reuse}
+    path = lambda seed: seed_file(args.out, seed, args.variant)  # noqa: E731
+    reused = {seed: json.loads(path(seed).read_text()) for seed in args.reuse}
     asked, args.seeds = args.seeds, [seed for seed in args.seeds if seed not in reused]
     if args.parallel:
         started = {seed: start(seed, args) for seed in args.seeds}
-        runs = {seed: finish(seed, *started[seed], out_dir) for seed in args.seeds}
+        runs = {seed: finish(seed, *started[seed], path(seed)) for seed in args.seeds}
     else:
-        runs = {seed: finish(seed, *start(seed, args), out_dir) for seed in args.seeds}
+        runs = {seed: finish(seed, *start(seed, args), path(seed)) for seed in args.seeds}
     runs = dict(sorted({**reused, **runs}.items()))
     for seed, s in runs.items():
         print(f"seed {seed}: {s['wall_seconds']} s, peak RSS {s['peak_rss_mb']} MB, " + ", ".join(f"{x['stage']}={x['status']}" for x in s["stages"]), flush=True)

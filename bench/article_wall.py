@@ -32,16 +32,16 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, environ_without
+
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 
 def scaled_rounds(scale: float) -> dict[str, list[dict]]:
     from reviewlstm.config import article
 
     return {name: [{"epochs": max(1, round(r.epochs * scale)), "lr": r.lr} for r in v.rounds]
-            for name, v in article().variants.items()}
+            for name, v in article().variants.items() if hasattr(v, "rounds")}  # the LSTMs
 
 
 def study_child(scale: float) -> None:
@@ -167,8 +167,7 @@ def main() -> None:
 
     rounds = scaled_rounds(args.scale)
     work = Path(tempfile.mkdtemp(prefix="article-wall-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MALLOC_"))}
-    env["PREFECT_HOME"] = str(work / "prefect")
+    env = {**environ_without("PREFECT_", "MALLOC_"), "PREFECT_HOME": str(work / "prefect")}
     run_cmd = [sys.executable, "-m", "flows.cli", "run", "--profile", "article", "--data-dir", str(work / "data"), "--json"]
     run_cmd += [x for kv in args.set for x in ("--set", kv)]
     if args.scale != 1.0:

@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, cli, commit
+
 sys.path.insert(0, str(ROOT))
 from reviewlstm.metrics import classification_metrics  # noqa: E402
 
@@ -34,13 +34,11 @@ LOWER = {"rmse", "rmse_expected", "mae"}
 
 
 def run_pipeline(seed: int, data_dir: str, args: argparse.Namespace) -> tuple[dict, float]:
-    cmd = [sys.executable, "-m", "flows.cli", "run", "--profile", args.profile, "--data-dir", data_dir,
-           "--set", f"train.seed={seed}", *[x for kv in args.set for x in ("--set", kv)], "--json"]
+    argv = ["run", "--profile", args.profile, "--data-dir", data_dir,
+            "--set", f"train.seed={seed}", *[x for kv in args.set for x in ("--set", kv)], "--json"]
     started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"seed {seed} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout), time.perf_counter() - started
+    stdout = cli(*argv, what=f"seed {seed}")
+    return json.loads(stdout), time.perf_counter() - started
 
 
 def majority(summary: dict) -> dict:
@@ -108,8 +106,7 @@ def main() -> None:
                         *[x for kv in args.set for x in ("--set", kv)], *(["--data-dir", args.data_dir] if args.data_dir else []),
                         *(["--reuse", *args.reuse] if args.reuse else []),
                         *(["--rerun-set", args.rerun_set] if args.rerun_set else [])])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    result = {"command": command, "commit": commit, "cores": len(os.sched_getaffinity(0)),
+    result = {"command": command, "commit": commit(), "cores": len(os.sched_getaffinity(0)),
               "load_average": os.getloadavg(), "wall_seconds": walls, "stage_seconds": stages, "rerun": rerun,
               "validation_rows": summary["figures"]["encode"]["valid_rows"], "goal": GOAL, "models": table}
     Path(args.out).write_text(json.dumps(result, indent=1))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,19 +18,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import REAL, ROOT, cli
+
 sys.path.insert(0, str(ROOT))
 from reviewlstm.metrics import classification_metrics  # noqa: E402
 
-REAL = ROOT.parent / "shared" / "data" / "womens_clothing_reviews.csv"
 SHOWN = ["accuracy", "rmse_expected", "mae", "macro_f1"]
-
-
-def cli(*args: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return proc.stdout
 
 
 def main() -> None:

@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT
+
 REVIEW = "Love this dress! The fabric is soft and it fits perfectly."
 
 

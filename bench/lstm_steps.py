@@ -18,9 +18,9 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT
+
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402

@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import REAL, ROOT, repeated, timed_call
+
 sys.path.insert(0, str(ROOT))
 from reviewlstm import registry  # noqa: E402
 from reviewlstm.metrics import classification_metrics  # noqa: E402
 from reviewlstm.predict import EnsemblePredictor, load_bundle, review_texts  # noqa: E402
 
-REAL = ROOT.parent / "shared" / "data" / "womens_clothing_reviews.csv"
 MIXES = {"one BiLSTM + baseline": ["bilstm", "baseline"], "two BiLSTMs + baseline": ["bilstm", "bilstm2", "baseline"]}
 
 
@@ -48,11 +48,7 @@ def mix(champion: EnsemblePredictor, keep: list[str]) -> EnsemblePredictor:
 
 def best_rate(fn, texts: list[str], repeat: int) -> int:
     fn(texts[:2000])  # warm: first-call compilation and allocations
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn(texts)
-        times.append(time.perf_counter() - started)
+    times = [timed_call(fn, texts) for _ in range(repeat)]
     return round(len(texts) / min(times))
 
 
@@ -72,7 +68,7 @@ def main() -> None:
     result = {"command": "python bench/predict_default.py " + " ".join(sys.argv[1:]), "champion": item["id"],
               "file_to_file": {}, "in_process": {}, "validation": {}}
     for n in args.reviews:
-        table = pl.concat([real] * (n // len(real) + 1)).head(n)
+        table = repeated(real, n)
         table.write_csv(tmp / "reviews.csv")
         seconds = []
         for _ in range(args.repeat):

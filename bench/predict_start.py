@@ -27,11 +27,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import REAL, ROOT, repeated, timed_call
+
 sys.path.insert(0, str(ROOT))
 from reviewlstm import registry  # noqa: E402
-
-REAL = ROOT.parent / "shared" / "data" / "womens_clothing_reviews.csv"
 
 
 def timed(cmd: list[str], cwd: Path) -> float:
@@ -62,7 +61,7 @@ def main() -> None:
     registry._export_lstms(bundle)
     export_seconds = time.perf_counter() - started
     table = pl.read_csv(REAL, infer_schema_length=0)
-    table = pl.concat([table] * (args.reviews // len(table) + 1)).head(args.reviews)
+    table = repeated(table, args.reviews)
     table.write_csv(work / "reviews.csv")
     py = str(ROOT / ".venv" / "bin" / "python")
     result = {"data_dir": str(args.data_dir), "before": str(args.before), "reps": args.reps, "reviews": args.reviews,
@@ -103,12 +102,6 @@ def in_process(work: Path, table: pl.DataFrame) -> dict:
             rates.setdefault(name, {})[runtime] = round(len(texts) / best)
             print(name, runtime, rates[name][runtime], "reviews/s", flush=True)
     return rates
-
-
-def timed_call(fn, texts: list[str]) -> float:
-    started = time.perf_counter()
-    fn(texts)
-    return time.perf_counter() - started
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import REAL, ROOT, commit, repeated
+
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
@@ -40,7 +41,6 @@ from reviewlstm.ingest import read_table, reviews  # noqa: E402
 from reviewlstm.predict import Preprocess, load_bundle, predict_table, review_texts, write_table  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
-REAL = ROOT.parent / "shared" / "data" / "womens_clothing_reviews.csv"
 
 
 def cores() -> int:
@@ -117,7 +117,7 @@ def main() -> None:
     champion = train_champion(Path(args.raw), data_dir, args.epochs, args.model)
     source = work / "reviews.csv"
     full = read_table(args.raw)
-    sample = pl.concat([full] * (args.reviews // len(full) + 1)).head(args.reviews) if len(full) < args.reviews else full.head(args.reviews)
+    sample = repeated(full, args.reviews)
     sample.write_csv(source)
     n = len(sample)
 
@@ -186,10 +186,9 @@ def main() -> None:
 
 
 def record(header: str, lines: list[str], shown: str, args: argparse.Namespace) -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     section = [
         "",
-        f"## Prediction throughput ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit or '?'} + working tree)",
+        f"## Prediction throughput ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit() or '?'} + working tree)",
         "",
         f"`.venv/bin/python bench/predict_throughput.py --reviews {args.reviews} --repeat {args.repeat} "
         f"--model {args.model}` (the study's {args.model} model, {args.epochs} training epoch(s); measured command: `{shown}`)",

@@ -32,17 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT.parent / "shared" / "data" / "womens_clothing_reviews.csv"
+from common import REAL, ROOT, environ_without, load, say
+
 STAGES = ["ingest", "clean", "tokenize", "prune", "encode"]
-
-
-def load() -> str:
-    return "%.2f %.2f %.2f" % os.getloadavg()
-
-
-def say(*a) -> None:
-    print(*a, flush=True)
 
 
 def child(path: str) -> None:
@@ -93,7 +85,7 @@ def run_child(path: Path) -> dict:
 
 
 def run_cli(path: Path, tmp: Path, tag: str, checkout: Path = ROOT) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env = environ_without("PREFECT_")
     env.update(PREFECT_HOME=str(tmp / f"home-{tag}"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
                PREFECT_SERVER_UI_ENABLED="false")
     cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "flows.cli", "run", "--until", "encode", "--json",

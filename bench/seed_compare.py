@@ -11,8 +11,8 @@ pipeline can be.
 
 Sources, seed by seed (a seed found twice with different figures is an error):
 - article_wall_full.json: seed 0 of both sides;
-- article_current_seed{S}.json, article_current_seed{S}_{variant}.json: the pipeline
-  (`bench/article_seeds.py` summaries);
+- article_seeds_current_seed{S}.json, article_seeds_current_seed{S}_{variant}.json: the pipeline
+  (`bench/article_seeds.py`'s summaries of single seeds);
 - study_seeds*.json: the study's code (`bench/study_seeds.py`).
 
     python bench/seed_compare.py [--results bench/results]
@@ -27,7 +27,8 @@ import re
 import statistics
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT
+
 VARIANTS = ("fixed", "variable", "glove", "regression")
 LOWER_IS_BETTER = {"rmse": True, "accuracy": False}
 
@@ -59,8 +60,8 @@ def collect(results: Path) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
     for side in ("study", "pipeline"):
         for variant, metrics in full[side]["metrics"].items():
             add(side, variant, 0, metrics, "article_wall_full.json")
-    for path in sorted(results.glob("article_current_seed*.json")):
-        seed = int(re.match(r"article_current_seed(\d+)", path.name).group(1))
+    for path in sorted(results.glob("article_seeds_current_seed*.json")):
+        seed = int(re.match(r"article_seeds_current_seed(\d+)", path.name).group(1))
         for variant, metrics in json.loads(path.read_text())["metrics"].items():
             add("pipeline", variant, seed, metrics, path.name)
     for path in sorted(results.glob("study_seeds*.json")):

@@ -39,9 +39,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import REAL, ROOT, load, say, timed_call
+
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
@@ -56,16 +56,7 @@ from reviewlstm.models import ReviewLSTM, build_model  # noqa: E402
 from reviewlstm.cores import available_cores as _cores  # noqa: E402
 from reviewlstm.train import _evaluate, train_model  # noqa: E402
 
-REAL = ROOT.parent / "shared" / "data" / "womens_clothing_reviews.csv"
-ARTICLE_EPOCHS = {name: v.epochs for name, v in article().variants.items()}
-
-
-def load() -> str:
-    return "%.2f %.2f %.2f" % os.getloadavg()
-
-
-def say(*a) -> None:
-    print(*a, flush=True)
+ARTICLE_EPOCHS = {name: v.epochs for name, v in article().variants.items() if hasattr(v, "epochs")}  # the LSTMs
 
 
 def median(xs) -> float:
@@ -144,9 +135,7 @@ def timed_pairs(reps: int, sides: dict) -> dict[str, list[float]]:
     out = {k: [] for k in sides}
     for _ in range(reps):
         for name, fn in sides.items():
-            start = time.perf_counter()
-            fn()
-            out[name].append(time.perf_counter() - start)
+            out[name].append(timed_call(fn))
     return out
 
 

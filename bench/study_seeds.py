@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, environ_without
+
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 
 def child(seed: int, variants: list[str], scale: float) -> None:
@@ -63,7 +63,7 @@ def main() -> None:
     if args.child is not None:
         return child(args.child, args.variants, args.scale)
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env = environ_without("MALLOC_")
     if args.parallel:
         env["OMP_NUM_THREADS"] = "1"  # torch's intra-op threads: one per seed
     cmd = lambda seed: [sys.executable, __file__, "--child", str(seed), "--variants", *args.variants,  # noqa: E731

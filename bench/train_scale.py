@@ -3,8 +3,9 @@ memory and its seconds (issue 22: at 10x the data, peak RSS <= 2 GB).
 
     .venv/bin/python bench/train_scale.py --encoded DATA/06_encoded/KEY/encoded.parquet [--epochs 1]
 
-The training process is what the train stage's child does with its job: the encoded splits as
-arrays, then reviewlstm.train.train_model. The model is `best`'s `bilstm` with learned embeddings
+The training process is what the train stage's child does with its job: each split's ids
+memory-mapped from a file (encode.read_split, route "mapped"; "whole": the table read into memory,
+encode.to_split, as before), then reviewlstm.train.train_model; both routes run, one after the other. The model is `best`'s `bilstm` with learned embeddings
 in place of the language model's (the same shapes, so the same memory), one thread per core.
 Peak: the process's VmHWM (ru_maxrss would carry a parent's size over the exec).
 """
@@ -17,26 +18,30 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT
 
 CHILD = r"""
-import json, sys, time
+import json, sys, tempfile, time
 import polars as pl
 from reviewlstm.config import profile
-from reviewlstm.encode import to_split
+from reviewlstm.encode import read_split, to_split
 from reviewlstm.train import train_model
 
-path, epochs = sys.argv[1], int(sys.argv[2])
+path, epochs, route = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 started = time.perf_counter()
-table = pl.read_parquet(path)
-train, valid = to_split(table, "train"), to_split(table, "valid")
-del table
+if route == "mapped":
+    folder = tempfile.mkdtemp(prefix="train-scale-")
+    train, valid = read_split(path, "train", folder), read_split(path, "valid", folder)
+else:
+    table = pl.read_parquet(path)
+    train, valid = to_split(table, "train"), to_split(table, "valid")
+    del table
 loaded = time.perf_counter() - started
 best = profile("best").variants["bilstm"]
 cfg = type(best).model_validate({**best.model_dump(), "embeddings": "learned", "rounds": [{"epochs": epochs, "lr": 0.003}]})
 _, history = train_model(cfg, train, valid, int(train.ids.max()) + 1, seed=0)
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(json.dumps({"train_rows": len(train), "valid_rows": len(valid), "load_s": round(loaded, 2),
+print(json.dumps({"route": route, "train_rows": len(train), "valid_rows": len(valid), "load_s": round(loaded, 2),
                   "seconds": round(time.perf_counter() - started, 2), "peak_mb": round(hwm / 1024),
                   "history": history}))
 """
@@ -48,14 +53,18 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_scale.json"))
     args = ap.parse_args()
-    proc = subprocess.run([sys.executable, "-c", CHILD, args.encoded, str(args.epochs)], cwd=ROOT, capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        sys.exit(proc.stderr[-3000:])
-    result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), **json.loads(proc.stdout.strip().splitlines()[-1])}
-    print(f"{result['train_rows']:,} training rows: {result['seconds']:.0f} s ({result['load_s']:.1f} s loading), "
-          f"peak {result['peak_mb']:,} MB")
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "routes": {}}
+    for route in ("mapped", "whole"):
+        proc = subprocess.run([sys.executable, "-c", CHILD, args.encoded, str(args.epochs), route], cwd=ROOT,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit(proc.stderr[-3000:])
+        run = result["routes"][route] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"{route}: {run['train_rows']:,} training rows: {run['seconds']:.0f} s ({run['load_s']:.1f} s loading), "
+              f"peak {run['peak_mb']:,} MB", flush=True)
+    same = result["routes"]["mapped"]["history"] == result["routes"]["whole"]["history"]
+    print(f"the same history: {same}")
+    Path(args.out).write_text(json.dumps({**result, "same_history": same}, indent=1))
 
 
 if __name__ == "__main__":
