@@ -1,8 +1,8 @@
 """Ratings for new reviews, through exactly the preprocessing the model was trained with.
 
 text -> `text.clean` -> `text.tokenize` -> `encode.encode_tokens` (the model's vocabulary and
-max_len; these two run as array operations, `lexicon.Lexicon`, giving the same ids) ->
-`train.predict_proba` -> a rating: the most probable class + label_min, or the regression output
+max_len; these two run as array operations, `array_tokenizer.Lexicon`, giving the same ids) ->
+`inference.predict_proba` -> a rating: the most probable class + label_min, or the regression output
 rounded half up, clipped to the scale, + label_min.
 
 A model is loaded from a folder holding `model.json` and its weights (what the train stage writes:

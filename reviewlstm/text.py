@@ -39,7 +39,7 @@ def clean(texts: pl.Series | pl.Expr, cfg: CleanConfig) -> pl.Series | pl.Expr:
 
 @lru_cache(maxsize=1)
 def _tokenizer():
-    import spacy  # heavy (it imports torch too): only for texts off the fast path
+    import spacy  # heavy (it imports torch too): only for texts off the array path
 
     return spacy.blank("en").tokenizer
 

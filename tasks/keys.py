@@ -17,7 +17,7 @@ from reviewlstm.storage import Record, read_record, stage_dir, verify
 KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ingest": ("ingest", ("reviewlstm.ingest", "tasks.ingest")),
     "clean": ("clean", ("reviewlstm.text", "tasks.clean")),
-    "tokenize": ("tokenize", ("reviewlstm.text", "tasks.tokenize")),
+    "tokenize": ("tokenize", ("reviewlstm.text", "reviewlstm.array_tokenizer", "tasks.tokenize")),
     "prune": ("prune", ("reviewlstm.vocab", "tasks.prune")),
     "encode": ("encode", ("reviewlstm.encode", "tasks.encode")),
     "glove": ("glove", ("reviewlstm.glove", "tasks.glove")),
@@ -30,7 +30,8 @@ KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "train-baseline": ("train", ("reviewlstm.baseline", "reviewlstm.encode", "tasks.train")),
     "train-ensemble": ("train", ("reviewlstm.ensemble", "tasks.train")),
     "evaluate": ("evaluate", ("reviewlstm.metrics", "reviewlstm.inference", "reviewlstm.lstm_steps", "reviewlstm.models",
-                              "reviewlstm.reports", "reviewlstm.baseline", "reviewlstm.ensemble", "tasks.evaluate")),
+                              "reviewlstm.reports", "reviewlstm.baseline", "reviewlstm.ensemble", "reviewlstm.encode",
+                              "tasks.evaluate")),
 }
 
 
