@@ -143,7 +143,7 @@ def train_model(
     """
     for split, name in ((train, "training"), (valid, "validation")):
         _check_split(split, name, vocab_size, num_classes)
-    keep_freed_memory()  # about twice as fast a step at batch 5000 (reviewlstm/allocator.py)
+    keep_freed_memory(one_arena=True)  # about twice as fast a step at batch 5000 (reviewlstm/allocator.py)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads or available_cores())
     try:
