@@ -112,6 +112,7 @@ class Spans:
 
 
 def spans(cleaned: pl.Series, drop_whitespace: bool) -> Spans:
+    """The tokens of a batch of cleaned texts, special cases split."""
     data, offsets = _bytes(cleaned)
     n = len(offsets) - 1
     letter = (data >= A) & (data <= A + 25)
@@ -166,8 +167,7 @@ def _split_specials(s: Spans) -> Spans:
 def tokens(cleaned: pl.Series, drop_whitespace: bool) -> pl.Series:
     """Each text's tokens as List[str], null for a text that is not SAFE_TEXT; CHUNK texts at a time."""
     parts = [_tokens(cleaned.slice(at, CHUNK), drop_whitespace) for at in range(0, len(cleaned), CHUNK)]
-    return pl.concat(parts, rechunk=True) if len(parts) > 1 else parts[0] if parts else \
-        pl.Series(cleaned.name, [], dtype=pl.List(pl.Utf8))
+    return pl.concat(parts, rechunk=True) if parts else pl.Series(cleaned.name, [], dtype=pl.List(pl.Utf8))
 
 
 def _tokens(cleaned: pl.Series, drop_whitespace: bool) -> pl.Series:
