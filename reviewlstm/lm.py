@@ -78,8 +78,8 @@ def pretrain(lm: LMConfig, ids: np.ndarray, lengths: np.ndarray, vocab_size: int
         encoder = build_model(lm.encoder(), vocab_size, 5, embeddings)
         counts = np.zeros(vocab_size, dtype=np.int64)
         for at in range(0, len(ids), 10_000):  # a slice at a time: `ids` may be a memory-mapped file
-            part = np.asarray(ids[at : at + 10_000])
-            counts += np.bincount(part[np.arange(ids.shape[1]) < np.asarray(lengths[at : at + 10_000])[:, None]], minlength=vocab_size)
+            part, part_lengths = np.asarray(ids[at : at + 10_000]), np.asarray(lengths[at : at + 10_000])
+            counts += np.bincount(part[np.arange(ids.shape[1]) < part_lengths[:, None]], minlength=vocab_size)
         counts[:2] = 0  # padding and UNK are never among the output words
         words = torch.from_numpy(np.argsort(-counts, kind="stable")[: min(lm.output_words, int((counts > 0).sum()))])
         model = LanguageModel(encoder, words).train()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-
 from reviewlstm import reports
 from reviewlstm.config import BaselineConfig, EnsembleConfig, ModelConfig
 from reviewlstm.encode import read_split
