@@ -1,16 +1,9 @@
 """Peak memory and time of the training child process (`python -m reviewlstm.child`), as
-`reviewlstm run` starts it, against the two designs it replaced, side by side.
+`reviewlstm run` starts it: the real worker on a pickled job (an article variant on the real data,
+--epochs epochs of its first round, one torch thread) in a fresh process.
 
-Each side runs the real worker on the same pickled job (an article variant on the real data,
---epochs epochs of its first round, one torch thread) in a fresh process:
-
-- current:      reviewlstm.adam.Adam and the bool dropout mask (as run)
-- torch adam:   torch.optim.Adam instead, which imports torch._dynamo (and sympy) when built
-- + float noise: also the dropout noise kept as float32 for the whole batch (the design before)
-
-Per side: the child's peak resident memory (its VmHWM), what was resident after its imports and
-after each epoch, its wall seconds (process start, imports and training), and its per-epoch
-losses, which must be identical across sides (neither change touches the arithmetic).
+Per variant: the child's peak resident memory (its VmHWM), what was resident after its imports and
+after each epoch, its wall seconds (process start, imports and training), and its per-epoch losses.
 
     .venv/bin/python bench/worker_memory.py [--epochs 2] [--reps 1] [--variants fixed variable glove regression]
 """
@@ -32,9 +25,9 @@ from common import ROOT
 
 sys.path.insert(0, str(ROOT))
 
-SIDES = ("current", "torch adam", "+ float noise")
+SIDES = ("current",)  # the designs it was once compared with are gone
 
-# The child: patch the side's former design in, then run the worker's main as `-m` would.
+# The child: run the worker's main as `-m` would, noting what is resident along the way.
 CHILD = r"""
 import sys
 def rss():  # resident now, MB
@@ -43,23 +36,12 @@ stages = {"python": rss()}
 import torch
 stages["import torch"] = rss()
 side, job_file = sys.argv[1], sys.argv[2]
-from reviewlstm import child as worker, models, train
+from reviewlstm import child as worker, train
 stages["reviewlstm imported"] = rss()
 run = train.train_model
 def train_model(on_epoch, **kwargs):  # each epoch's line also says what is resident then
     return run(on_epoch=lambda row: on_epoch({**row, "rss_mb": rss()}), **kwargs)
 train.train_model = train_model
-if side in ("torch adam", "+ float noise"):
-    train.Adam = lambda params, lr: torch.optim.Adam(params, lr=lr)
-if side == "+ float noise":
-    def dropout_mask(self, ids):  # the former dropout_noise: F.dropout's float noise, whole batch
-        p = self.dropout.p
-        if p == 0 or not self.dropout.training:
-            return None
-        noise = torch.empty(*ids.shape, self.embedding.embedding_dim, device=ids.device)
-        return noise.bernoulli_(1 - p).div_(1 - p)
-    models.ReviewLSTM.dropout_mask = dropout_mask
-    models.ReviewLSTM.dropped = lambda self, x, noise: x * noise
 rc = worker.main(job_file)
 # VmHWM, not ru_maxrss: Linux carries the parent's resident size over an exec into ru_maxrss,
 # and this script's own process holds the prepared data
