@@ -158,8 +158,9 @@ def main() -> None:
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as Predictor.scores runs each model thread
-    stages["model (1 thread, nn.LSTM)"], _ = timed(lambda: predict_proba(predictor.model, ids, lengths, MODEL_BATCH, project=False), args.repeat)
-    stages["model (1 thread, projected)"], _ = timed(lambda: predict_proba(predictor.model, ids, lengths, MODEL_BATCH), args.repeat)
+    if isinstance(predictor.model, torch.nn.Module):  # a bundle scored by ONNX Runtime (reviewlstm/runtime.py) has no torch model
+        stages["model (1 thread, nn.LSTM)"], _ = timed(lambda: predict_proba(predictor.model, ids, lengths, MODEL_BATCH, project=False), args.repeat)
+        stages["model (1 thread, projected)"], _ = timed(lambda: predict_proba(predictor.model, ids, lengths, MODEL_BATCH), args.repeat)
     torch.set_num_threads(threads)
     pipelined_s, _ = timed(lambda: predictor.scores(texts), args.repeat)
     rated = predict_table(predictor, table, IngestConfig().text_columns, str(source))

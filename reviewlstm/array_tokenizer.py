@@ -108,6 +108,7 @@ class Spans:
     start: np.ndarray
     end: np.ndarray
     word: np.ndarray  # True for a word, False for a whitespace token
+    key: np.ndarray  # a word's key (pack) where it has at most PACKED letters, else EMPTY
     unsafe: np.ndarray  # per text: not SAFE_TEXT (its tokens here are meaningless); a null text is ""
 
 
@@ -132,7 +133,7 @@ def spans(cleaned: pl.Series, drop_whitespace: bool) -> Spans:
         word[at] = False
         start, end = _merged(start, s_start, word, at), _merged(end, s_end, word, at)
     row = np.repeat(np.arange(n), np.diff(np.searchsorted(start, offsets)))
-    return _split_specials(Spans(data, offsets, row, start, end, word, unsafe))
+    return _split_specials(Spans(data, offsets, row, start, end, word, _keys(data, start, end, word), unsafe))
 
 
 def _merged(words: np.ndarray, spaces: np.ndarray, word: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -144,15 +145,14 @@ def _merged(words: np.ndarray, spaces: np.ndarray, word: np.ndarray, at: np.ndar
 def _split_specials(s: Spans) -> Spans:
     """Special-case words replaced by their pieces, each piece the span of the word it spells."""
     cases = specials()
-    length = s.end - s.start
-    special = np.full(len(length), -1, dtype=np.int64)
-    short = np.flatnonzero(s.word & (length <= PACKED))
-    at = cases.table.find(_keys(s.data, s.start[short], length[short]))
+    special = np.full(len(s.key), -1, dtype=np.int64)
+    short = np.flatnonzero(s.key != EMPTY)
+    at = cases.table.find(s.key[short])
     special[short[at >= 0]] = cases.table.values[at[at >= 0]]
     if not (special >= 0).any():
         return s
     repeats = np.where(special >= 0, cases.count[special], 1)
-    row, start, end, word, special = (np.repeat(a, repeats) for a in (s.row, s.start, s.end, s.word, special))
+    row, start, end, word, key, special = (np.repeat(a, repeats) for a in (s.row, s.start, s.end, s.word, s.key, special))
     first = np.cumsum(repeats) - repeats  # where each token's pieces start
     piece = np.arange(len(start)) - np.repeat(first, repeats)  # 0, 1, .. within a token
     hit = special >= 0
@@ -161,7 +161,9 @@ def _split_specials(s: Spans) -> Spans:
     before = np.cumsum(size) - size
     before -= np.repeat(before[first], repeats)  # letters of the same word's pieces before this one
     start = start + before
-    return Spans(s.data, s.offsets, row, start, np.where(hit, start + size, end), word, s.unsafe)
+    end = np.where(hit, start + size, end)
+    key[hit] = _keys(s.data, start[hit], end[hit], word[hit])  # the pieces' own keys
+    return Spans(s.data, s.offsets, row, start, end, word, key, s.unsafe)
 
 
 def tokens(cleaned: pl.Series, drop_whitespace: bool) -> pl.Series:
@@ -224,8 +226,8 @@ class Lexicon:
     def _ids(self, s: Spans) -> np.ndarray:
         length = s.end - s.start
         ids = np.full(len(length), UNK, dtype=np.int32)
-        short = np.flatnonzero(s.word & (length <= PACKED))
-        at = self.table.find(_keys(s.data, s.start[short], length[short]))
+        short = np.flatnonzero(s.key != EMPTY)
+        at = self.table.find(s.key[short])
         ids[short[at >= 0]] = self.table.values[at[at >= 0]]
         for i in np.flatnonzero(s.word & (length > PACKED)):  # about one token in 300 in the real reviews
             ids[i] = self.index.get(s.data[s.start[i] : s.end[i]].tobytes().decode("ascii"), UNK)
@@ -236,15 +238,20 @@ class Lexicon:
         return ids
 
 
-def _keys(data: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """Each word's key (pack), from 8 bytes at its start read as one little-endian integer."""
+def _keys(data: np.ndarray, start: np.ndarray, end: np.ndarray, word: np.ndarray) -> np.ndarray:
+    """Each word's key (pack) where it has at most PACKED letters, else EMPTY; from 8 bytes at its
+    start read as one little-endian integer."""
+    keys = np.full(len(start), EMPTY, dtype=np.int64)
+    short = np.flatnonzero(word & (end - start <= PACKED))
+    start, length = start[short], (end - start)[short]
     padded = np.concatenate([data, np.zeros(16, dtype=np.uint8)])
     eights = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))  # unaligned reads
     key = _squeeze((eights[start] - _LOW) & _MASKS[np.minimum(length, 8)])
     longer = length > 8
     rest = np.clip(length[longer] - 8, 0, 8)
     key[longer] |= _squeeze((eights[start[longer] + 8] - _LOW) & _MASKS[rest]) << np.uint64(40)
-    return key.view(np.int64)
+    keys[short] = key.view(np.int64)
+    return keys
 
 
 def _bytes(cleaned: pl.Series) -> tuple[np.ndarray, np.ndarray]:
