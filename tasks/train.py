@@ -69,14 +69,15 @@ def train(encoded: Record, vocab: Record, glove: Record | None, pretrained: Reco
                   trainer=trainer, num_classes=num_classes)
     checkpoint = checkpoint_path(data_dir, folder_key("train", inputs))
     with output("train", data_dir, **inputs) as out, out.scratch() as scratch:
-        table = file_of(encoded, "encoded.parquet")
+        encoded_file = file_of(encoded, "encoded.parquet")
         embeddings = np.load(file_of(glove, "embeddings.npy")) if glove else None
         vocab_size = vocab["figures"]["vocab_size"]
         resumed = lambda done: run_logger().info(  # noqa: E731
             "train[%s]: resuming from the checkpoint after epoch %d of %d (%s)", name, done, cfg.epochs, checkpoint)
         # in a child process: variants trained at the same time must not share torch's state
         history = train_in_child(dict(
-            cfg=cfg, train=read_split(table, "train", scratch), valid=read_split(table, "valid", scratch), vocab_size=vocab_size,
+            cfg=cfg, train=read_split(encoded_file, "train", scratch), valid=read_split(encoded_file, "valid", scratch),
+            vocab_size=vocab_size,
             seed=trainer.seed + cfg.seed, threads=trainer.threads, embeddings=embeddings, num_classes=num_classes,
             device=trainer.device, checkpoint=checkpoint,
             **({"encoder_file": str(file_of(pretrained, "encoder.pt"))} if pretrained else {}),
