@@ -137,6 +137,22 @@ def test_retraining_through_the_api_promotes_a_champion_that_predicts(deployed, 
     assert json.loads((data_dir / "registry.json").read_text()) == registry  # predicting changes no registry
 
 
+def epoch_logs(flow_run_id, want: int, wait: float = 60.0) -> list[str]:
+    """The run's epoch lines. Logs reach the server in batches, after the run is already marked
+    completed, so wait for them; the server-side text filter keeps its default 200-row limit off."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterTextSearch
+
+    query = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]), text=LogFilterTextSearch(query="epoch"))
+    deadline = time.monotonic() + wait
+    with get_client(sync_client=True) as client:
+        while True:
+            epochs = [log.message for log in client.read_logs(log_filter=query) if log.message.startswith("fixed: epoch ")]
+            if len(epochs) >= want or time.monotonic() > deadline:
+                return epochs
+            time.sleep(1)
+
+
 def test_an_override_through_the_api_trains_the_profiles_model_with_that_one_change(deployed, tmp_path):
     """What the run form sends: a profile, and one setting in `overrides` on top of it."""
     from prefect.deployments import run_deployment
@@ -152,13 +168,8 @@ def test_an_override_through_the_api_trains_the_profiles_model_with_that_one_cha
     want = profile("quick").variants["fixed"].model_dump(mode="json") | {"hidden_dim": 7}
     assert model["config"] == want
     # the run's logs hold one line per epoch
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-
-    with get_client(sync_client=True) as client:
-        logs = [log.message for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
-    epochs = [m for m in logs if m.startswith("fixed: epoch ")]
-    assert [m.split(",")[0] for m in epochs] == ["fixed: epoch 1/3", "fixed: epoch 2/3", "fixed: epoch 3/3"], logs
+    epochs = epoch_logs(run.id, want=3)
+    assert [m.split(",")[0] for m in epochs] == ["fixed: epoch 1/3", "fixed: epoch 2/3", "fixed: epoch 3/3"], epochs
     assert all("train loss" in m and "accuracy" in m and m.endswith(" s") for m in epochs)
     bad = run_deployment("reviewlstm-pipeline/train", timeout=120, parameters={
         "profile": "quick", "overrides": {"variants.fixed.hiden_dim": 7}, "raw": str(raw), "data_dir": str(tmp_path / "bad")})
