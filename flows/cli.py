@@ -402,6 +402,7 @@ def _cancel_stopped_runs() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 done; 2 bad input or settings (one line); 1 a fault of the machine (one line:
     disk full, folder not writable, Prefect API gone); 130 or 143 stopped by Ctrl-C or SIGTERM (one line).
+    141 (from `entry`) the reader of stdout left.
     Anything else is a bug: its traceback shows."""
     args = parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
@@ -442,7 +443,12 @@ def entry(argv: list[str] | None = None) -> None:
     """The console script: main, then an exit without the interpreter's teardown of every module,
     slow once torch is loaded (bench/RESULTS.md, "Local commands"); the atexit handlers run and
     the output is flushed first, as sys.exit would."""
-    code = main(argv)
+    try:
+        code = main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left (`reviewlstm status | head`): end quietly, as cat would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the last flush cannot fail again
+        code = 128 + signal.SIGPIPE
     atexit._run_exitfuncs()  # atexit has no public call for this; os._exit would skip them
     sys.stdout.flush()
     sys.stderr.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -145,6 +146,15 @@ def test_a_trained_and_promoted_plan_answers_without_a_server(prefect_server, sa
     data = tmp_path / "data"
     first = pipeline(raw=str(sample_csv), data_dir=str(data), config=config())
     assert first["promotion"]["promoted"]
+    # a reader that leaves early (`reviewlstm predict ... | head -1`): the command ends quietly, as cat would
+    texts = [f"Love this dress, number {i}" for i in range(5000)]  # more lines than a pipe holds
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    reader = subprocess.Popen([sys.executable, "-m", "flows.cli", "predict", *texts, "--data-dir", str(data)], cwd=ROOT,
+                              env=base, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = reader.stdout.readline()
+    reader.stdout.close()
+    assert line.decode().rstrip("\n").split("  ")[1] == texts[0] and reader.wait(timeout=120) == 128 + signal.SIGPIPE
+    assert reader.stderr.read() == b""
     cfg = tmp_path / "config.json"
     cfg.write_text(config().model_dump_json())
     dead = f"http://127.0.0.1:{free_port()}/api"
