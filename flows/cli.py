@@ -446,7 +446,7 @@ def entry(argv: list[str] | None = None) -> None:
     try:
         code = main(argv)
         sys.stdout.flush()
-    except BrokenPipeError:  # the reader left (`reviewlstm status | head`): end quietly, as cat would
+    except BrokenPipeError:  # the reader left (`reviewlstm predict ... | head -1`): end quietly, as cat would
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the last flush cannot fail again
         code = 128 + signal.SIGPIPE
     atexit._run_exitfuncs()  # atexit has no public call for this; os._exit would skip them

@@ -114,8 +114,8 @@ def test_projected_inference_beats_the_lstm(one_thread):
 def test_array_lexicon_beats_the_string_path():
     """Prediction's tokenize + encode in arrays (reviewlstm/array_tokenizer.py) against text.tokenize +
     encode_tokens, the stages' own path, on 4,000 real reviews (bench/predict_throughput.py
-    measures both on more). The bound leaves room for a busy CI machine: alone here it is about 2x,
-    within a whole test run less."""
+    measures both on more). The bound leaves room for a busy CI machine (bench/RESULTS.md,
+    "Regression check in CI")."""
     reviews = ingest.reviews(ingest.read_table(REAL_DATA), IngestConfig(), source=str(REAL_DATA))
     cleaned = text.clean(reviews["text"].head(4000), CleanConfig())
     texts, cfg = cleaned.to_list(), TokenizeConfig()
