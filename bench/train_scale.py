@@ -36,7 +36,8 @@ if mmap_mb:  # glibc's mmap threshold set here instead of by allocator.keep_free
     import ctypes
     import reviewlstm.allocator as allocator
     mallopt = ctypes.CDLL("libc.so.6").mallopt
-    allocator._done = bool(mallopt(-3, mmap_mb << 20)) and bool(mallopt(-1, 2**31 - 1))
+    allocator._done = (bool(mallopt(allocator._M_MMAP_THRESHOLD, mmap_mb << 20))
+                       and bool(mallopt(allocator._M_TRIM_THRESHOLD, allocator._LARGEST)))
 started = time.perf_counter()
 if route == "mapped":
     folder = tempfile.mkdtemp(prefix="train-scale-")
