@@ -4,8 +4,8 @@ glibc's mallopt thresholds raised, in place of its defaults (REVIEWLSTM_MALLOC=d
 glibc hands each freed block over 32 MB back to the kernel, and a training step at batch 5000
 frees and re-allocates many such blocks, so the kernel spends the step zeroing fresh pages.
 Keeping them computes the same numbers, bit for bit, faster (bench/RESULTS.md, "Allocator").
-Training also asks for one arena: each thread's arena keeps its own freed memory, and an epoch's
-peak then varies by gigabytes from run to run (bench/RESULTS.md, "10x data").
+Training also asks for one arena, as each thread's arena keeps its own freed memory; in one arena
+an epoch's peak still varies from run to run (bench/RESULTS.md, "10x data").
 """
 
 from __future__ import annotations
